@@ -36,3 +36,15 @@ def require_files(folder: Path, names: list[str], *, what: str, how_to_get: str)
             f"{what}: missing file(s)\n  {listed}\nExpected in {folder}: {', '.join(names)}.\n{how_to_get}"
         )
     return paths
+
+
+def cache_dir(override: str | os.PathLike | None = None) -> Path:
+    """Where derived data (e.g. PyG's processed QM9) is written: ``override``, ``$APT_CACHE_DIR``,
+    else ``~/.cache/apt-book``. Real data folders are read-only; nothing is ever written into them."""
+    if override is not None:
+        path = Path(override)
+    else:
+        path = Path(os.environ.get("APT_CACHE_DIR", Path.home() / ".cache" / "apt-book"))
+    path = path.expanduser().resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
