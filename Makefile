@@ -1,0 +1,46 @@
+# apt-book: the two commands of the README are `make book` and `make test`.
+# Each sets up .venv on first use (torch first, alone: it must take the CPU wheel), then does its job.
+# Re-running is quick: the venv is rebuilt only when pyproject.toml changes.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+TORCH_PIN := $(shell sed -n 's/^ *"\(torch==[^"]*\)",*$$/\1/p' pyproject.toml)
+PROFILE ?= cpu
+DEVICE ?= cpu
+# glibc's default allocator makes QM9's large per-edge tensors 2-3x slower and unstable (TOOLCHAIN.md).
+export MALLOC_MMAP_MAX_ := 0
+export MALLOC_TRIM_THRESHOLD_ := 100000000000
+
+.PHONY: setup book notebooks test results clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet "$(TORCH_PIN)"
+	$(PY) -m pip install --quiet -e ".[book,test]"
+	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $(STAMP)
+
+# Execute every notebook of _toc.yml with papermill (profile $(PROFILE)), then build the HTML book with
+# warnings as errors. Executed notebooks are written beside their .py sources (git-ignored).
+book: $(STAMP)
+	$(PY) scripts/execute_notebooks.py --profile $(PROFILE) --device $(DEVICE)
+	$(VENV)/bin/jupyter-book build . -W -n --keep-going
+	@echo "Book built: $(CURDIR)/_build/html/index.html"
+
+# The test suite: unit, property, golden-value and end-to-end tests, then nbval over every notebook
+# executed with the smoke profile (into _build/smoke-notebooks, which plain pytest never collects).
+test: $(STAMP)
+	$(PY) scripts/execute_notebooks.py --profile smoke --out _build/smoke-notebooks
+	$(PY) -m pytest tests _build/smoke-notebooks --nbval -p no:cacheprovider
+
+# Recompute the committed `cpu` records (skips records that already exist).
+results: $(STAMP)
+	$(PY) -m apt sweep --profile cpu --grid book
+
+clean:
+	rm -rf _build notebooks/*.ipynb

@@ -1,0 +1,132 @@
+"""Command line: ``python -m apt run|sweep|list`` — a thin layer over apt.experiment and apt.sweep.
+
+Examples:
+    python -m apt run --benchmark multi_mnist --method mgda --optimizer apt_muon --profile cpu --seed 0
+    python -m apt sweep --benchmark qm9 --methods ls,famo --optimizers adam,apt_adam --seeds 0,1,2
+    python -m apt list --profile cpu
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def _key_values(pairs: list[str], flag: str) -> dict[str, Any]:
+    """``["beta_min=0.5", "preserve=mix_before"]`` -> {"beta_min": 0.5, "preserve": "mix_before"} (JSON values)."""
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"{flag} expects key=value, got {pair!r}")
+        try:
+            values[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            values[key] = raw
+    return values
+
+
+def _csv(text: str) -> list[str]:
+    return [item for item in text.split(",") if item]
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--profile", default="cpu", help="full | cpu | smoke (default cpu)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--lr", type=float, default=None, help="default: the protocol's learning rate")
+    parser.add_argument("--method-hp", nargs="*", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--optimizer-hp", nargs="*", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--override", nargs="*", default=[], metavar="FIELD=VALUE", help="protocol fields, e.g. epochs=2")
+    parser.add_argument("--diagnostics", action="store_true")
+    parser.add_argument("--diagnostics-every", type=int, default=1)
+    parser.add_argument("--rep-grad", action="store_true")
+    parser.add_argument("--data-dir", default=None, help="default: $APT_DATA_DIR or ../shared/data")
+    parser.add_argument("--results-dir", type=Path, default=None, help="default: results/<profile>")
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def _common_fields(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "profile": args.profile,
+        "device": args.device,
+        "lr": args.lr,
+        "method_hp": _key_values(args.method_hp, "--method-hp"),
+        "optimizer_hp": _key_values(args.optimizer_hp, "--optimizer-hp"),
+        "protocol_overrides": _key_values(args.override, "--override"),
+        "diagnostics": args.diagnostics,
+        "diagnostics_every": args.diagnostics_every,
+        "rep_grad": args.rep_grad,
+        "data_dir": args.data_dir,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m apt", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run_parser = commands.add_parser("run", help="train and evaluate one config (or read its record)")
+    run_parser.add_argument("--benchmark", required=True)
+    run_parser.add_argument("--method", default="ls")
+    run_parser.add_argument("--optimizer", default="adam")
+    run_parser.add_argument("--seed", type=int, default=0)
+    run_parser.add_argument("--stl-task", type=int, default=None, help="train the single-task baseline of task k")
+    _add_common(run_parser)
+
+    sweep_parser = commands.add_parser("sweep", help="a grid of methods × optimizers × seeds (+ STL baselines)")
+    sweep_parser.add_argument("--benchmark", required=True)
+    sweep_parser.add_argument("--methods", type=_csv, required=True)
+    sweep_parser.add_argument("--optimizers", type=_csv, required=True)
+    sweep_parser.add_argument("--seeds", type=lambda s: [int(x) for x in _csv(s)], default=[0])
+    sweep_parser.add_argument("--no-stl", action="store_true", help="do not add the single-task baselines")
+    _add_common(sweep_parser)
+
+    list_parser = commands.add_parser("list", help="the stored records, or the known names")
+    list_parser.add_argument("what", nargs="?", default="records", choices=["records", "names"])
+    list_parser.add_argument("--profile", default="cpu")
+    list_parser.add_argument("--results-dir", type=Path, default=None)
+
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        from apt.config import Config
+        from apt.experiment import record_path, run
+
+        config = Config(benchmark=args.benchmark, method=args.method, optimizer=args.optimizer, seed=args.seed,
+                        stl_task=args.stl_task, **_common_fields(args))
+        record = run(config, results_dir=args.results_dir, progress=not args.no_progress)
+        print(json.dumps(record["final"], indent=1))
+        print(f"record: {record_path(config, args.results_dir)}")
+        return 0
+    if args.command == "sweep":
+        from apt.sweep import grid, run_local
+
+        configs = grid(args.benchmark, args.methods, args.optimizers, args.seeds, stl=not args.no_stl,
+                       **_common_fields(args))
+        report = run_local(configs, results_dir=args.results_dir, progress=not args.no_progress)
+        print(report.summary())
+        return 1 if report.failed else 0
+    if args.what == "names":
+        from apt.benchmarks import BENCHMARKS
+        from apt.mtl import METHODS
+        from apt.optim import OPTIMIZERS
+
+        print("benchmarks:", ", ".join(BENCHMARKS))
+        print("methods:   ", ", ".join(METHODS))
+        print("optimizers:", ", ".join(OPTIMIZERS))
+        return 0
+    from apt.experiment import default_results_dir
+    from apt.store import load_records, records_frame
+
+    results_dir = args.results_dir or default_results_dir(args.profile)
+    frame = records_frame(load_records(results_dir))
+    print(f"{len(frame)} records in {results_dir}")
+    if len(frame):
+        print(frame.drop(columns=[c for c in frame.columns if c.startswith("test/")]).to_string(index=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
