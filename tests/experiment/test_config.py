@@ -1,0 +1,52 @@
+"""Bad configs fail before training, with a message naming the field."""
+
+from __future__ import annotations
+
+import pytest
+
+from apt.config import Config, validate
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"benchmark": "imagenet"}, "benchmark='imagenet'"),
+        ({"method": "magic"}, "method='magic'"),
+        ({"optimizer": "lion"}, "optimizer='lion'"),
+        ({"profile": "huge"}, "profile='huge'"),
+        ({"protocol_overrides": {"epochs": -1}}, "epochs=-1"),
+        ({"protocol_overrides": {"epoch": 2}}, "unknown protocol field"),
+        ({"seed": -3}, "seed=-3"),
+        ({"lr": 0.0}, "lr=0.0"),
+        ({"stl_task": 7}, "stl_task=7"),
+        ({"stl_task": 0, "method": "mgda"}, "method='mgda'"),
+        ({"diagnostics_every": 0}, "diagnostics_every=0"),
+    ],
+)
+def test_bad_config_names_the_field(fields, message):
+    config = Config(**{"benchmark": "multi_mnist", "profile": "smoke", **fields})
+    with pytest.raises(ValueError, match=message.replace("[", r"\[")):
+        validate(config)
+
+
+def test_unknown_config_field_is_named():
+    with pytest.raises(ValueError, match="unknown config field"):
+        Config.from_dict({"benchmark": "qm9", "optimiser": "adam"})
+
+
+def test_hash_ignores_where_data_lives_but_not_what_is_trained():
+    base = Config(benchmark="qm9", method="ls")
+    assert Config(benchmark="qm9", method="ls", data_dir="/elsewhere").config_hash == base.config_hash
+    assert Config(benchmark="qm9", method="mgda").config_hash != base.config_hash
+    assert Config(benchmark="qm9", method="ls", optimizer_hp={"beta_min": 0.5}).config_hash != base.config_hash
+
+
+def test_hash_does_not_depend_on_mapping_order():
+    a = Config(benchmark="qm9", optimizer_hp={"beta_min": 0.5, "beta_max": 0.99})
+    b = Config(benchmark="qm9", optimizer_hp={"beta_max": 0.99, "beta_min": 0.5})
+    assert a.config_hash == b.config_hash and a.run_id == b.run_id
+
+
+def test_round_trip_through_dict():
+    config = Config(benchmark="qm9", method="famo", method_hp={"gamma": 0.001}, seed=2)
+    assert Config.from_dict(config.to_dict()) == config
