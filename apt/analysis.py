@@ -1,0 +1,113 @@
+"""From stored records to the book's tables: Δm% against same-profile baselines, intervals, paired differences.
+
+Δm% compares a run with single-task (STL) baselines trained under the *same* profile (DESIGN.md §4): the
+baseline of metric m is the mean, over the stored STL seeds, of metric m in the STL run of the task that
+metric m belongs to. Every Δm column says which baseline it used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from apt.metrics import delta_m
+
+
+class MissingBaselineError(LookupError):
+    """Δm% was asked for but some task has no stored single-task baseline in that profile."""
+
+
+def stl_baseline(records: Sequence[dict[str, Any]], benchmark: str) -> tuple[list[float], str]:
+    """The STL BASE vector [M] of ``benchmark`` from the STL records given, and a label saying what it is.
+
+    b_m = mean over seeds s of metric m in the record with stl_task = metric_task[m] (and seed s).
+    """
+    stl = [r for r in records if r["config"]["benchmark"] == benchmark and r["config"].get("stl_task") is not None]
+    if not stl:
+        raise MissingBaselineError(f"no single-task baseline records for {benchmark!r}")
+    info = stl[0]["benchmark"]
+    names, tasks = info["metric_names"], info["metric_task"]
+    by_task: dict[int, list[dict[str, float]]] = {}
+    for record in stl:
+        by_task.setdefault(record["config"]["stl_task"], []).append(record["final"]["test_metrics"])
+    missing = sorted(set(tasks) - set(by_task))
+    if missing:
+        task_names = [info["task_names"][k] for k in missing]
+        raise MissingBaselineError(f"{benchmark!r}: no single-task baseline for task(s) {task_names}")
+    base = [float(np.mean([m[name] for m in by_task[task]])) for name, task in zip(names, tasks)]
+    seeds = sorted({r["config"]["seed"] for r in stl})
+    profile = stl[0]["config"]["profile"]
+    return base, f"STL, profile {profile}, mean of seeds {seeds}"
+
+
+def runs_frame(records: Sequence[dict[str, Any]], benchmark: str, *, with_delta_m: bool = True) -> pd.DataFrame:
+    """One row per MTL run of ``benchmark``: method, optimizer, seed, each test metric, and Δm%.
+
+    Columns ``delta_m`` and ``delta_m_baseline`` (the label of ``stl_baseline``) when ``with_delta_m``.
+    """
+    mtl = [r for r in records if r["config"]["benchmark"] == benchmark and r["config"].get("stl_task") is None]
+    if with_delta_m:
+        base, label = stl_baseline(records, benchmark)
+    rows = []
+    for record in mtl:
+        config, metrics = record["config"], record["final"]["test_metrics"]
+        row: dict[str, Any] = {
+            "method": config["method"],
+            "optimizer": config["optimizer"],
+            "seed": config["seed"],
+            "wall_seconds": record.get("wall_seconds"),
+            **metrics,
+        }
+        if with_delta_m:
+            info = record["benchmark"]
+            row["delta_m"] = delta_m([metrics[n] for n in info["metric_names"]], base, info["metric_higher_better"])
+            row["delta_m_baseline"] = label
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def mean_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float, int]:
+    """(mean, half-width of the Student-t confidence interval, n). Half-width is NaN for n < 2."""
+    x = np.asarray(values, dtype=float)
+    n = len(x)
+    if n == 0:
+        raise ValueError("mean_ci of no values")
+    mean = float(x.mean())
+    if n < 2:
+        return mean, float("nan"), n
+    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1) * x.std(ddof=1) / np.sqrt(n))
+    return mean, half, n
+
+
+def summarize(frame: pd.DataFrame, value: str, by: Sequence[str] = ("method", "optimizer")) -> pd.DataFrame:
+    """Mean, 95% CI half-width and n of column ``value`` for each group of ``by``."""
+    rows = []
+    for key, group in frame.groupby(list(by), sort=True):
+        mean, half, n = mean_ci(group[value].to_numpy())
+        rows.append({**dict(zip(by, key if isinstance(key, tuple) else (key,))), "mean": mean, "ci95": half, "n": n})
+    return pd.DataFrame(rows)
+
+
+def paired_difference(
+    frame: pd.DataFrame, value: str, *, column: str, treatment: str, control: str, by: str = "method"
+) -> pd.DataFrame:
+    """For each ``by`` group: treatment − control of ``value``, paired by seed, with a 95% CI.
+
+    d_s = value(treatment, s) − value(control, s) over the seeds s run under both arms.
+    ``resolved`` is True when the interval excludes 0; otherwise the difference is unresolved, not a finding.
+    """
+    rows = []
+    for key, group in frame.groupby(by, sort=True):
+        a = group[group[column] == treatment].set_index("seed")[value]
+        b = group[group[column] == control].set_index("seed")[value]
+        seeds = sorted(set(a.index) & set(b.index))
+        if not seeds:
+            continue
+        mean, half, n = mean_ci((a.loc[seeds] - b.loc[seeds]).to_numpy())
+        resolved = bool(n >= 2 and abs(mean) > half)
+        rows.append({by: key, "difference": mean, "ci95": half, "n_seeds": n, "resolved": resolved})
+    return pd.DataFrame(rows)
