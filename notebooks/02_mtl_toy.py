@@ -43,8 +43,6 @@ data_dir = None  # unused: this chapter's problem is synthetic
 results_dir = None  # unused: trajectories are computed here, in seconds to minutes
 
 # %%
-import time
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -147,7 +145,6 @@ def distance_to_pareto(point: np.ndarray) -> float:
     return float(np.min(np.linalg.norm(pareto - point, axis=1)))
 
 
-started = time.perf_counter()
 trajectories, rows = {}, []
 for optimizer, optimizer_hp in OPTIMIZERS_SHOWN.items():
     for method in METHODS_SHOWN:
@@ -161,7 +158,7 @@ for optimizer, optimizer_hp in OPTIMIZERS_SHOWN.items():
                          "reached": distance < 0.5, "L1": out["losses"][-1, 0].item(),
                          "L2": out["losses"][-1, 1].item()})
 runs = pd.DataFrame(rows)
-print(f"{len(runs)} trajectories of {STEPS} steps")  # NBVAL_IGNORE_OUTPUT would hide timing; none printed here
+print(f"{len(runs)} trajectories of {STEPS} steps")
 
 # %%
 fig, axes = plt.subplots(len(OPTIMIZERS_SHOWN), len(METHODS_SHOWN), figsize=(2.6 * len(METHODS_SHOWN),
