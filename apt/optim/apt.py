@@ -56,7 +56,7 @@ class APT(DiagnosedOptimizer):
     adapt_direction: "agree_more" (agreement -> more momentum) | "agree_less" (A3).
     cosine_scope: "tensor" (one cosine per parameter tensor) | "global" (one for all tensors of the groups
     with that scope) (A6). beta2, eps: Adam's second moment. nesterov, adjust_lr, ns_*: Muon's.
-    preserve: "none" | "pre_mix" | "post_mix" | "dual_ns", preserve_strength γ ∈ [0, 1] (D0–D3).
+    preserve: "none" | "pre_mix" | "post_mix" | "dual_ns" (D0–D3), preserve_strength γ ∈ [0, 1] (D4).
     """
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-3, *, base: str = "adam", beta_min: float = 0.5,
