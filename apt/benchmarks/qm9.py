@@ -58,6 +58,19 @@ _HOW_TO_GET = (
 )
 
 
+def _import_torch_geometric() -> None:
+    """Import torch_geometric once, silencing the DeprecationWarnings that torch.jit raises while it loads.
+
+    torch 2.13 deprecates ``torch.jit.script``, which torch_geometric 2.8.1 calls at import time; the
+    warnings are attributed to torch.jit, so a ``-W error`` test run would fail on a third-party import.
+    """
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import torch_geometric  # noqa: F401
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Transforms
 # ----------------------------------------------------------------------------------------------------------
@@ -172,6 +185,7 @@ def prepare_qm9_root(data_dir: Path, cache: Path | None = None, max_records: int
 @functools.lru_cache(maxsize=2)
 def load_qm9(root: str) -> Any:
     """The processed ``torch_geometric.datasets.QM9`` at ``root`` (processed on first use; never downloads)."""
+    _import_torch_geometric()
     from torch_geometric.datasets import QM9
 
     class OfflineQM9(QM9):
@@ -187,6 +201,7 @@ def load_qm9(root: str) -> Any:
 # Model
 # ----------------------------------------------------------------------------------------------------------
 def _edge_conditioned_conv_class() -> type:
+    _import_torch_geometric()
     from torch_geometric.nn import NNConv
 
     class EdgeConditionedConv(NNConv):
@@ -220,6 +235,7 @@ class QM9Trunk(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
+        _import_torch_geometric()
         from torch_geometric.nn import Set2Set
 
         edge_network = nn.Sequential(nn.Linear(N_BOND_TYPES + 1, 128), nn.ReLU(), nn.Linear(128, HIDDEN_DIM * HIDDEN_DIM))
@@ -354,6 +370,7 @@ class QM9Benchmark(Benchmark):
         return permutation[2 * held_out :], permutation[held_out : 2 * held_out], permutation[:held_out]
 
     def splits(self, protocol: Protocol, seed: int) -> Splits:
+        _import_torch_geometric()
         from torch_geometric import transforms as T
 
         full = self.dataset()
@@ -375,6 +392,7 @@ class QM9Benchmark(Benchmark):
         return Splits(train=datasets[0], val=datasets[1], test=datasets[2])
 
     def loader(self, dataset: Any, batch_size: int, *, shuffle: bool, generator: torch.Generator | None) -> Iterable:
+        _import_torch_geometric()
         from torch_geometric.loader import DataLoader
 
         return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator, num_workers=0)
