@@ -174,6 +174,8 @@ def _skeleton_with_nearest_hydrogens(index: int, smiles: str, geometry, coordina
     if [a.GetSymbol() for a in skeleton.GetAtoms()] != [symbols[i] for i in heavy] or heavy != list(range(len(heavy))):
         raise ValueError(f"qm9pack molecule {index}: SMILES {smiles} does not list the XYZ heavy atoms in order")
     mol = Chem.RWMol(geometry)
+    for atom in skeleton.GetAtoms():  # zwitterions: keep the SMILES formal charges
+        mol.GetAtomWithIdx(atom.GetIdx()).SetFormalCharge(atom.GetFormalCharge())
     for bond in skeleton.GetBonds():
         mol.AddBond(bond.GetBeginAtomIdx(), bond.GetEndAtomIdx(), bond.GetBondType())
     hydrogen_count = [0] * len(heavy)
