@@ -87,22 +87,35 @@ class CelebAAnnotations:
 
 
 def _read_table(path: Path, n_columns: int, skip_rows: int) -> pd.DataFrame:
-    table = pd.read_csv(path, sep=r"\s+", skiprows=skip_rows, header=None, dtype=str, engine="c")
+    """Whitespace-separated table: column 0 = image name (str), the others small ints."""
+    dtypes: dict[int, Any] = {0: str, **{column: np.int8 for column in range(1, n_columns)}}
+    try:
+        table = pd.read_csv(path, sep=r"\s+", skiprows=skip_rows, header=None, dtype=dtypes, engine="c")
+    except (ValueError, pd.errors.ParserError) as error:
+        raise CorruptDataError(f"{path}: expected {n_columns} columns (a name, then integers): {error}") from error
     if table.shape[1] != n_columns:
         raise CorruptDataError(f"{path}: expected {n_columns} whitespace-separated columns, found {table.shape[1]}")
     return table
 
 
-@lru_cache(maxsize=2)
 def read_annotations(folder: Path) -> CelebAAnnotations:
-    """Parse and cross-check ``list_attr_celeba.txt`` and ``list_eval_partition.txt`` in ``folder`` (cached).
+    """Parse and cross-check ``list_attr_celeba.txt`` and ``list_eval_partition.txt`` in ``folder``.
 
     Checks: the header count equals the number of rows, the 40 names equal ``ATTRIBUTE_NAMES``, every
     value is −1 or 1, both files list the same images in the same order, partitions are 0, 1 or 2.
+    Cached by the files' resolved paths, sizes and modification times (symlinked copies parse once).
     """
     attributes_path, partition_path = require_files(
         folder, [ATTRIBUTES_FILE, PARTITION_FILE], what="CelebA annotations", how_to_get=_ANNOTATIONS_HOW_TO_GET
     )
+    identity = tuple(
+        (str(path.resolve()), path.stat().st_size, path.stat().st_mtime_ns) for path in (attributes_path, partition_path)
+    )
+    return _parse_annotations(attributes_path, partition_path, identity)
+
+
+@lru_cache(maxsize=2)
+def _parse_annotations(attributes_path: Path, partition_path: Path, identity: tuple[Any, ...]) -> CelebAAnnotations:
     with attributes_path.open(encoding="ascii", newline=None) as stream:
         declared = stream.readline().strip()
         header = tuple(stream.readline().split())
@@ -114,11 +127,11 @@ def read_annotations(folder: Path) -> CelebAAnnotations:
     if len(table) != int(declared):
         raise CorruptDataError(f"{attributes_path}: header declares {declared} images, found {len(table)} rows")
     raw = table.iloc[:, 1:].to_numpy()
-    positive, negative = raw == "1", raw == "-1"
-    if not (positive | negative).all():
-        row, column = np.argwhere(~(positive | negative))[0]
+    invalid = (raw != 1) & (raw != -1)
+    if invalid.any():
+        row, column = np.argwhere(invalid)[0]
         raise CorruptDataError(
-            f"{attributes_path}: value {raw[row, column]!r} for {ATTRIBUTE_NAMES[column]} of {table.iat[row, 0]}; "
+            f"{attributes_path}: value {raw[row, column]} for {ATTRIBUTE_NAMES[column]} of {table.iat[row, 0]}; "
             "expected -1 or 1"
         )
     partition_table = _read_table(partition_path, 2, skip_rows=0)
@@ -126,11 +139,11 @@ def read_annotations(folder: Path) -> CelebAAnnotations:
     if len(partition_table) != len(names) or not (partition_table.iloc[:, 0].to_numpy() == names).all():
         raise CorruptDataError(f"{partition_path} and {attributes_path} must list the same images in the same order")
     partition = partition_table.iloc[:, 1].to_numpy()
-    if not np.isin(partition, ["0", "1", "2"]).all():
+    if not np.isin(partition, [0, 1, 2]).all():
         raise CorruptDataError(f"{partition_path}: partition values must be 0, 1 or 2")
     return CelebAAnnotations(
         image_names=tuple(names.tolist()),
-        attributes=positive.astype(np.uint8),
+        attributes=(raw == 1).astype(np.uint8),
         partition=partition.astype(np.int8),
     )
 

@@ -60,7 +60,7 @@ def test_real_annotations_known_values(annotations) -> None:
 def _write_annotations(folder, rows: list[tuple[str, list[int], int]], declared: int | None = None) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     lines = [str(declared if declared is not None else len(rows)), " ".join(ATTRIBUTE_NAMES)]
-    lines += [name + "".join(f" {v:2d}" for v in values) for name, values, _ in rows]
+    lines += [name + "".join(f" {v:>2}" for v in values) for name, values, _ in rows]
     (folder / ATTRIBUTES_FILE).write_bytes(("\r\n".join(lines) + "\r\n").encode())
     (folder / PARTITION_FILE).write_bytes("".join(f"{n} {p}\r\n" for n, _, p in rows).encode())
 
@@ -71,13 +71,16 @@ def test_annotation_parser_rejects_corrupt_files(tmp_path) -> None:
     with pytest.raises(CorruptDataError, match="declares 3 images, found 2"):
         read_annotations(tmp_path / "a")
     _write_annotations(tmp_path / "b", [("000001.jpg", [0] + row[1:], 0)])
-    with pytest.raises(CorruptDataError, match="value '0' for 5_o_Clock_Shadow of 000001.jpg"):
+    with pytest.raises(CorruptDataError, match="value 0 for 5_o_Clock_Shadow of 000001.jpg"):
         read_annotations(tmp_path / "b")
     _write_annotations(tmp_path / "c", [("000001.jpg", row, 3)])
     with pytest.raises(CorruptDataError, match="partition values"):
         read_annotations(tmp_path / "c")
     with pytest.raises(DataMissingError, match="list_attr_celeba.txt"):
         read_annotations(tmp_path / "missing")
+    _write_annotations(tmp_path / "e", [("000001.jpg", row[:39] + [1.5], 1)])
+    with pytest.raises(CorruptDataError, match="integers"):
+        read_annotations(tmp_path / "e")
     _write_annotations(tmp_path / "d", [("000001.jpg", row, 1)])
     parsed = read_annotations(tmp_path / "d")
     assert parsed.attributes[0].tolist() == [1] * 20 + [0] * 20 and parsed.partition.tolist() == [1]
