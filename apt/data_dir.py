@@ -16,6 +16,10 @@ class DataMissingError(FileNotFoundError):
     """
 
 
+class CorruptDataError(ValueError):
+    """A data file exists but does not hold what its format promises (the message names the file)."""
+
+
 def data_dir(override: str | os.PathLike | None = None) -> Path:
     """The data root: ``override`` if given, else ``$APT_DATA_DIR``, else ``../shared/data``."""
     if override is not None:

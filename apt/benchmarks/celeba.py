@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from apt.benchmarks.base import Benchmark, MetricAccumulator, MTLModel, Protocol, Splits
-from apt.benchmarks.idx import CorruptDataError
+from apt.data_dir import CorruptDataError
 from apt.data_dir import DataMissingError, require_files
 
 ATTRIBUTE_NAMES: tuple[str, ...] = (

@@ -12,13 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from apt.data_dir import DataMissingError
+from apt.data_dir import CorruptDataError, DataMissingError
 
 _UNSIGNED_BYTE = 0x08
-
-
-class CorruptDataError(ValueError):
-    """A data file exists but does not hold what its format promises (the message names the file)."""
 
 
 def read_idx(path: str | Path) -> np.ndarray:

@@ -21,7 +21,7 @@ from apt.benchmarks.celeba import (
     load_image,
     read_annotations,
 )
-from apt.benchmarks.idx import CorruptDataError
+from apt.data_dir import CorruptDataError
 from apt.data_dir import DataMissingError, data_dir
 
 DATA = data_dir()

@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from apt.benchmarks import benchmark_class, get_benchmark
-from apt.benchmarks.idx import CorruptDataError, read_idx, read_idx_images_labels
+from apt.benchmarks.idx import read_idx, read_idx_images_labels
+from apt.data_dir import CorruptDataError
 from apt.benchmarks.multi_mnist import (
     AccuracyAccumulator,
     ItemPool,
