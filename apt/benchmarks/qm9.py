@@ -144,7 +144,11 @@ def _write_head_of_raw(source: dict[str, Path], raw_dir: Path, max_records: int 
                     break
                 dst.write(line)
         shutil.copyfile(source["uncharacterized.txt"], tmp_dir / "uncharacterized.txt")
-        os.replace(tmp_dir, raw_dir)
+        try:
+            os.replace(tmp_dir, raw_dir)
+        except OSError:
+            if not raw_dir.is_dir():  # else another process finished the same folder first
+                raise
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
 
