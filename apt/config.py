@@ -136,5 +136,8 @@ def validate(config: Config) -> None:
             raise ValueError(f"config field stl_task={config.stl_task!r}: must be None or in [0, {n_tasks - 1}]")
         if config.method != "ls":
             raise ValueError(f"config field method={config.method!r}: a single-task baseline (stl_task set) uses 'ls'")
+    if config.rep_grad and not bench.supports_rep_grad:
+        raise ValueError(f"config field rep_grad=True: benchmark {config.benchmark!r} has no representation that covers "
+                         f"every shared parameter")
     if config.rep_grad and not method_info(config.method).supports_features:
         raise ValueError(f"config field rep_grad=True: method {config.method!r} does not support representation gradients")

@@ -157,6 +157,9 @@ class Benchmark(ABC):
     profiles: ClassVar[Mapping[str, Mapping[str, Any]]]
     profile_notes: ClassVar[Mapping[str, str]] = {}
     published_stl: ClassVar[tuple[float, ...] | None] = None
+    # True when the features returned by ``MTLModel.shared_forward`` are the *last* shared computation, so
+    # that gradients w.r.t. them (representation-level, MGDA-UB style) cover every shared parameter.
+    supports_rep_grad: ClassVar[bool] = True
 
     def __init__(self, data_dir: str | Path | None = None) -> None:
         self.data_dir = resolve_data_dir(data_dir)

@@ -482,7 +482,11 @@ class SceneBenchmark(Benchmark):
 
     No validation split (the lineage reports the mean test metrics of the last 10 epochs). ``augmentation``
     (keyword, default True as in the lineage) switches RandomScaleCrop + flip on the training set.
+    Representation-level gradients are not offered: the shared attention-path convolutions act after the
+    trunk features that ``shared_forward`` returns, so a feature gradient would not reach them.
     """
+
+    supports_rep_grad: ClassVar[bool] = False
 
     layout: ClassVar[SceneLayout]
 
