@@ -4,7 +4,7 @@ Names and their hyperparameters (``**hp``; anything else raises ValueError listi
 ``lr`` and ``weight_decay`` are explicit arguments for all; ``muon_excluded`` matters for muon/apt_muon only.
 
 =========  ==========================================================================================
-sgd        ``torch.optim.SGD``, no momentum. No hp.
+sgd        ``torch.optim.SGD``, no momentum. No hp. (sgd, sgdm, adam, adamw use torch's foreach path.)
 sgdm       ``torch.optim.SGD`` with momentum=0.9 and dampening = momentum (register O4): the buffer is
            then an EMA b_t = μ b_{t−1} + (1 − μ) g_t like Adam's and Muon's, so the instant-gradient
            share means the same thing and the lr is on the gradient's scale. hp: momentum.
@@ -92,17 +92,19 @@ def make_optimizer(name: str, named_parameters: Iterable[tuple[str, nn.Parameter
     if not named:
         raise ValueError(f"make_optimizer({name!r}): no trainable parameters given")
     common = {"weight_decay": weight_decay, "diagnostics": diagnostics}
+    # torch picks its per-tensor loop on CPU by default; foreach is the same maths, ~3x faster there.
+    foreach = {"foreach": True}
     if name == "sgd":
-        return SGD(named, lr=lr, **common)
+        return SGD(named, lr=lr, **foreach, **common)
     if name == "sgdm":
         momentum = config["momentum"]
         if not isinstance(momentum, (int, float)) or not 0.0 < momentum < 1.0:
             raise ValueError(f"momentum={momentum!r}: must be a number in (0, 1) for sgdm")
-        return SGD(named, lr=lr, momentum=momentum, dampening=momentum, **common)
+        return SGD(named, lr=lr, momentum=momentum, dampening=momentum, **foreach, **common)
     if name in ("adam", "adamw"):
         validate_adam_hyperparameters(config["betas"], config["eps"])
         return (Adam if name == "adam" else AdamW)(named, lr=lr, betas=tuple(config["betas"]),
-                                                   eps=config["eps"], **common)
+                                                   eps=config["eps"], **foreach, **common)
     if name in ("apt_adam", "apt_adamw"):
         return APT(named, lr=lr, base=name.removeprefix("apt_"), **config, **common)
     groups = _muon_groups(named, muon_excluded, config)
