@@ -88,7 +88,8 @@ def make_optimizer(name: str, named_parameters: Iterable[tuple[str, nn.Parameter
     config = resolve_hyperparameters(name, hp)
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0.0 < lr < math.inf:
         raise ValueError(f"lr={lr!r}: must be a finite number > 0")
-    named = [(n, p) for n, p in named_parameters if p.requires_grad]
+    everything = list(named_parameters)
+    named = [(n, p) for n, p in everything if p.requires_grad]
     if not named:
         raise ValueError(f"make_optimizer({name!r}): no trainable parameters given")
     common = {"weight_decay": weight_decay, "diagnostics": diagnostics}
@@ -107,7 +108,7 @@ def make_optimizer(name: str, named_parameters: Iterable[tuple[str, nn.Parameter
                                                    eps=config["eps"], **foreach, **common)
     if name in ("apt_adam", "apt_adamw"):
         return APT(named, lr=lr, base=name.removeprefix("apt_"), **config, **common)
-    groups = _muon_groups(named, muon_excluded, config)
+    groups = _muon_groups(everything, muon_excluded, config)
     muon_hp = {k: config[k] for k in ("nesterov", "adjust_lr", "ns_steps", "ns_dtype", "spectrum_every")}
     if name == "muon":
         return Muon(groups, lr=lr, momentum=config["momentum"], betas=tuple(config["betas"]), eps=config["eps"],

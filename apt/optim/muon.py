@@ -66,12 +66,12 @@ def split_muon_params(named_parameters: Iterable[tuple[str, nn.Parameter]], excl
     Parameters with ``requires_grad=False`` are dropped. A name in ``excluded`` that is not among the
     parameters raises ValueError (a typo would otherwise silently send a head to Muon).
     """
-    named = [(name, param) for name, param in named_parameters if param.requires_grad]
-    names = {name for name, _ in named}
-    unknown = sorted(set(excluded) - names)
+    everything = list(named_parameters)
+    unknown = sorted(set(excluded) - {name for name, _ in everything})
     if unknown:
         raise ValueError(f"muon_excluded names not among the parameters: {unknown}")
     excluded_set = set(excluded)
+    named = [(name, param) for name, param in everything if param.requires_grad]
     muon = [(n, p) for n, p in named if p.ndim >= 2 and n not in excluded_set]
     adamw = [(n, p) for n, p in named if p.ndim < 2 or n in excluded_set]
     return muon, adamw
