@@ -84,6 +84,22 @@ def make_optimizer(name: str, named_parameters: Iterable[tuple[str, nn.Parameter
 
     Parameters with ``requires_grad=False`` are left out. Every optimizer returned records
     ``step_diagnostics`` and ``last_update`` when ``diagnostics=True`` (``apt.optim.diagnostics``).
+
+    >>> import torch
+    >>> torch.manual_seed(0) and None
+    >>> model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 8),
+    ...                             torch.nn.Tanh(), torch.nn.Linear(8, 2))
+    >>> optimizer = make_optimizer("apt_muon", model.named_parameters(), lr=1e-3,
+    ...                            muon_excluded={"0.weight", "4.weight"}, diagnostics=True)
+    >>> [(group["kind"], group["param_names"]) for group in optimizer.param_groups]
+    [('muon', ['2.weight']), ('adamw', ['0.weight', '0.bias', '2.bias', '4.weight', '4.bias'])]
+    >>> model(torch.randn(16, 4)).square().mean().backward()
+    >>> optimizer.step()
+    >>> diagnostics = optimizer.step_diagnostics
+    >>> round(diagnostics["instant_gradient_share"], 6)  # first step: m_1 = (1 - β_1) g_1 everywhere
+    1.0
+    >>> optimizer.last_update(list(model.parameters())).shape
+    torch.Size([130])
     """
     config = resolve_hyperparameters(name, hp)
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0.0 < lr < math.inf:
