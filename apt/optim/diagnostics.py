@@ -125,6 +125,8 @@ class DiagnosedOptimizer(torch.optim.Optimizer):
         self.muon_spectra: dict[str, dict[str, Tensor]] = {}
         self._step_diagnostics: dict[str, float] = {}
         self._last_update: dict[Tensor, Tensor] = {}
+        # ‖.grad‖ per parameter of the step being taken (from the finite check; reused by APT's cosines)
+        self._instant_grad_norms: dict[Tensor, Tensor] = {}
 
     # ----- the torch.optim contract -------------------------------------------------------------------
     @torch.no_grad()
@@ -136,6 +138,7 @@ class DiagnosedOptimizer(torch.optim.Optimizer):
                 loss = closure()
         entries = self._entries_with_grad()
         grad_norms = self._check_finite(entries)
+        self._instant_grad_norms = dict(zip(entries.params, grad_norms))
         before = self._before_step(entries) if self.diagnostics else None
         self.muon_spectra = {}
         self._apply_update()

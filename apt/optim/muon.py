@@ -116,8 +116,8 @@ def muon_matrix_update(param: Tensor, grad: Tensor, buffer: Tensor, *, beta: flo
 
 def record_spectra(spectra: dict[str, dict[str, Tensor]], name: str, momentum_matrix: Tensor,
                    update: Tensor, grad: Tensor) -> None:
-    """Store the singular values (float32, descending; ``singular_values``) of the matrix before and after orthogonalization and
-    of the instant gradient, under the parameter's name (register G3)."""
+    """Store the singular values (float32, descending; ``singular_values``) of the matrix before and after
+    orthogonalization and of the instant gradient, under the parameter's name (register G3)."""
     spectra[name] = {
         "in": singular_values(momentum_matrix),
         "out": singular_values(update),
