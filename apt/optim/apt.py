@@ -124,9 +124,10 @@ class APT(DiagnosedOptimizer):
             grads.append(param.grad)
             indices.append(index)
         buffer_key = "momentum_buffer" if group["kind"] == "muon" else "exp_avg"
-        if group["kind"] == "adam" and group["weight_decay"] != 0 and params:
+        grads_changed = group["kind"] == "adam" and group["weight_decay"] != 0 and bool(params)
+        if grads_changed:
             grads = torch._foreach_add(grads, params, alpha=group["weight_decay"])
-        return {"params": params, "grads": grads, "indices": indices,
+        return {"params": params, "grads": grads, "grads_changed": grads_changed, "indices": indices,
                 "buffers": [self.state[p][buffer_key] for p in params]}
 
     @staticmethod
@@ -147,7 +148,8 @@ class APT(DiagnosedOptimizer):
         for group, plan in zip(self.param_groups, plans):
             plan["betas"] = [float(group["beta_max"])] * len(plan["params"])
             if plan["params"] and group["beta_min"] < group["beta_max"]:
-                cosine_parts.append((group, plan, tensor_cosines(plan["grads"], plan["buffers"])))
+                known_norms = None if plan["grads_changed"] else [self._instant_grad_norms[p] for p in plan["params"]]
+                cosine_parts.append((group, plan, tensor_cosines(plan["grads"], plan["buffers"], known_norms)))
         global_parts = [parts for group, _, parts in cosine_parts if group["cosine_scope"] == "global"]
         shared_cosine = None
         if global_parts:

@@ -99,9 +99,9 @@ class _StepEntries:
     groups: list[dict[str, Any]]
 
 
-def _global_cosine(dot: Tensor, norm_a: Tensor, norm_b: Tensor) -> float:
-    denominator = float(norm_a * norm_b)
-    return float(dot) / denominator if denominator > 0 else 0.0
+def _global_cosine(dot: float, norm_a: float, norm_b: float) -> float:
+    denominator = norm_a * norm_b
+    return dot / denominator if denominator > 0 else 0.0
 
 
 class DiagnosedOptimizer(torch.optim.Optimizer):
@@ -125,6 +125,8 @@ class DiagnosedOptimizer(torch.optim.Optimizer):
         self.muon_spectra: dict[str, dict[str, Tensor]] = {}
         self._step_diagnostics: dict[str, float] = {}
         self._last_update: dict[Tensor, Tensor] = {}
+        # ‖.grad‖ per parameter of the step being taken (from the finite check; reused by APT's cosines)
+        self._instant_grad_norms: dict[Tensor, Tensor] = {}
 
     # ----- the torch.optim contract -------------------------------------------------------------------
     @torch.no_grad()
@@ -136,6 +138,7 @@ class DiagnosedOptimizer(torch.optim.Optimizer):
                 loss = closure()
         entries = self._entries_with_grad()
         grad_norms = self._check_finite(entries)
+        self._instant_grad_norms = dict(zip(entries.params, grad_norms))
         before = self._before_step(entries) if self.diagnostics else None
         self.muon_spectra = {}
         self._apply_update()
@@ -229,49 +232,54 @@ class DiagnosedOptimizer(torch.optim.Optimizer):
 
     def _before_step(self, entries: _StepEntries) -> dict[str, Any]:
         buffers = [self._momentum_buffer(p) for p in entries.params]
-        dot = torch.zeros((), dtype=torch.float64)
-        grad_sq = torch.zeros((), dtype=torch.float64)
-        buffer_sq = torch.zeros((), dtype=torch.float64)
-        for grad, buffer in zip(entries.grads, buffers):
-            if buffer is None:
-                continue
-            dot += torch.dot(grad.reshape(-1).double(), buffer.reshape(-1).double()).cpu()
-            grad_sq += grad.double().square().sum().cpu()
-            buffer_sq += buffer.double().square().sum().cpu()
+        pairs = [(g, m) for g, m in zip(entries.grads, buffers) if m is not None]
+        momentum_cosine = 0.0
+        if pairs:
+            grads, previous = [g for g, _ in pairs], [m for _, m in pairs]
+            momentum_cosine = _global_cosine(_sum_of_dots(grads, previous), _total_norm(grads),
+                                             _total_norm(previous))
         return {
             "params_before": torch._foreach_clone(entries.params),
             "had_buffer": [buffer is not None for buffer in buffers],
-            "momentum_cosine": _global_cosine(dot, grad_sq.sqrt(), buffer_sq.sqrt()),
+            "momentum_cosine": momentum_cosine,
         }
 
     def _after_step(self, entries: _StepEntries, grad_norms: list[Tensor], before: dict[str, Any]) -> None:
+        if not entries.params:
+            self._step_diagnostics, self._last_update = {}, {}
+            return
         deltas = torch._foreach_sub(entries.params, before["params_before"])
         self._last_update = dict(zip(entries.params, deltas))
-        update_dot = sum(float(torch.dot(d.reshape(-1).double(), g.reshape(-1).double()))
-                         for d, g in zip(deltas, entries.grads))
-        update_norm = float(torch.stack([n.double() for n in torch._foreach_norm(deltas)]).square().sum().sqrt())
-        grad_norm = float(torch.stack([n.double() for n in grad_norms]).square().sum().sqrt())
-        weighted_grad_sq, buffer_sq, beta_weighted, numel = 0.0, 0.0, 0.0, 0
-        betas = []
-        for param, group, had_buffer, norm in zip(entries.params, entries.groups, before["had_buffer"],
-                                                  grad_norms):
-            view = self._momentum_view(param, group, had_buffer)
-            weighted_grad_sq += (view.grad_weight * float(norm)) ** 2
-            buffer_sq += float(view.buffer.double().square().sum())
-            beta_weighted += view.beta * param.numel()
-            numel += param.numel()
-            betas.append(view.beta)
+        update_norm = _total_norm(deltas)
+        grad_norm = float(torch.stack(grad_norms).double().square().sum().sqrt())
+        views = [self._momentum_view(param, group, had_buffer) for param, group, had_buffer
+                 in zip(entries.params, entries.groups, before["had_buffer"])]
+        grad_weights = torch.tensor([view.grad_weight for view in views], dtype=torch.float64)
+        weighted_grad_norm = float((grad_weights * torch.stack(grad_norms).double()).square().sum().sqrt())
+        buffer_norm = _total_norm([view.buffer for view in views])
+        numels = [param.numel() for param in entries.params]
+        betas = [view.beta for view in views]
+        denominator = update_norm * grad_norm
         diagnostics = {
-            "instant_gradient_share": (weighted_grad_sq ** 0.5) / buffer_sq ** 0.5 if buffer_sq > 0 else 0.0,
-            "update_instant_cosine": -update_dot / (update_norm * grad_norm) if update_norm * grad_norm > 0
-            else 0.0,
+            "instant_gradient_share": weighted_grad_norm / buffer_norm if buffer_norm > 0 else 0.0,
+            "update_instant_cosine": -_sum_of_dots(deltas, entries.grads) / denominator if denominator > 0 else 0.0,
             "momentum_cosine": before["momentum_cosine"],
-            "beta_mean": beta_weighted / numel if numel else 0.0,
-            "beta_min_used": min(betas) if betas else 0.0,
-            "beta_max_used": max(betas) if betas else 0.0,
+            "beta_mean": sum(b * n for b, n in zip(betas, numels)) / sum(numels),
+            "beta_min_used": min(betas),
+            "beta_max_used": max(betas),
             "update_norm": update_norm,
             "instant_gradient_norm": grad_norm,
         }
         diagnostics.update(spectrum_summary(self.muon_spectra))
         self._step_diagnostics = diagnostics
 
+
+def _sum_of_dots(first: list[Tensor], second: list[Tensor]) -> float:
+    """Σ_i ⟨a_i, b_i⟩ over pairs of equally shaped tensors (each dot in the tensors' dtype)."""
+    return float(torch.stack([torch.dot(a.reshape(-1), b.reshape(-1)) for a, b in zip(first, second)])
+                 .double().sum())
+
+
+def _total_norm(tensors: list[Tensor]) -> float:
+    """‖concatenation‖ from the per-tensor norms."""
+    return float(torch.stack(torch._foreach_norm(tensors)).double().square().sum().sqrt())

@@ -74,20 +74,22 @@ def adaptive_beta(cosine: Tensor, *, beta_min: float, beta_max: float, rule: str
     return MOMENTUM_RULES[rule](signed, beta_min, beta_max).clamp(beta_min, beta_max)
 
 
-def tensor_cosines(grads: Sequence[Tensor], buffers: Sequence[Tensor]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def tensor_cosines(grads: Sequence[Tensor], buffers: Sequence[Tensor], grad_norms: Sequence[Tensor] | None = None
+                   ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Per-tensor inner products and norms of the instant gradients and momenta (register A4).
 
-    grads, buffers: n tensors each (pairwise equal shapes). Returns (cos [n], dot [n], ‖g‖ [n], ‖m‖ [n]),
-    float32 on the tensors' device; cos_i = 0 where ‖g_i‖‖m_i‖ = 0.
+    grads, buffers: n tensors each (pairwise equal shapes); grad_norms: the n norms ‖g_i‖ if already known.
+    Returns (cos [n], dot [n], ‖g‖ [n], ‖m‖ [n]), float32 on the tensors' device; cos_i = 0 where ‖g_i‖‖m_i‖ = 0.
     """
     dots = torch.stack([torch.dot(g.reshape(-1), m.reshape(-1)) for g, m in zip(grads, buffers)]).float()
-    grad_norms = torch.stack(torch._foreach_norm(list(grads))).float()
+    norms = torch._foreach_norm(list(grads)) if grad_norms is None else list(grad_norms)
+    grad_norms = torch.stack(norms).float()
     buffer_norms = torch.stack(torch._foreach_norm(list(buffers))).float()
     return safe_cosine(dots, grad_norms * buffer_norms), dots, grad_norms, buffer_norms
 
 
 def global_cosine(dots: Tensor, grad_norms: Tensor, buffer_norms: Tensor) -> Tensor:
-    """cos of the concatenations: Σ⟨g_i, m_i⟩ / (√Σ‖g_i‖² √Σ‖m_i‖²), from per-tensor parts [n]. Returns a 0-dim tensor."""
+    """cos of the concatenations: Σ⟨g_i, m_i⟩ / (√Σ‖g_i‖² √Σ‖m_i‖²), from per-tensor parts [n]. 0-dim tensor."""
     return safe_cosine(dots.sum(), grad_norms.square().sum().sqrt() * buffer_norms.square().sum().sqrt())
 
 

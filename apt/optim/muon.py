@@ -31,7 +31,8 @@ from torch import Tensor, nn
 
 from apt.optim.diagnostics import DiagnosedOptimizer, MomentumView
 from apt.optim.direction import preserve_direction
-from apt.optim.newton_schulz import NS_COEFFICIENTS, NS_EPS, NS_STEPS, newton_schulz, resolve_ns_dtype
+from apt.optim.newton_schulz import (NS_COEFFICIENTS, NS_EPS, NS_STEPS, newton_schulz, resolve_ns_dtype,
+                                     singular_values)
 
 ADJUST_LR_RULES: tuple[str, ...] = ("original", "match_rms_adamw")
 MUON_GROUP_KINDS: tuple[str, ...] = ("muon", "adamw")
@@ -65,12 +66,12 @@ def split_muon_params(named_parameters: Iterable[tuple[str, nn.Parameter]], excl
     Parameters with ``requires_grad=False`` are dropped. A name in ``excluded`` that is not among the
     parameters raises ValueError (a typo would otherwise silently send a head to Muon).
     """
-    named = [(name, param) for name, param in named_parameters if param.requires_grad]
-    names = {name for name, _ in named}
-    unknown = sorted(set(excluded) - names)
+    everything = list(named_parameters)
+    unknown = sorted(set(excluded) - {name for name, _ in everything})
     if unknown:
         raise ValueError(f"muon_excluded names not among the parameters: {unknown}")
     excluded_set = set(excluded)
+    named = [(name, param) for name, param in everything if param.requires_grad]
     muon = [(n, p) for n, p in named if p.ndim >= 2 and n not in excluded_set]
     adamw = [(n, p) for n, p in named if p.ndim < 2 or n in excluded_set]
     return muon, adamw
@@ -115,12 +116,12 @@ def muon_matrix_update(param: Tensor, grad: Tensor, buffer: Tensor, *, beta: flo
 
 def record_spectra(spectra: dict[str, dict[str, Tensor]], name: str, momentum_matrix: Tensor,
                    update: Tensor, grad: Tensor) -> None:
-    """Store the singular values (float32, descending) of the matrix before and after orthogonalization and
-    of the instant gradient, under the parameter's name (register G3)."""
+    """Store the singular values (float32, descending; ``singular_values``) of the matrix before and after
+    orthogonalization and of the instant gradient, under the parameter's name (register G3)."""
     spectra[name] = {
-        "in": torch.linalg.svdvals(momentum_matrix.float()),
-        "out": torch.linalg.svdvals(update.float()),
-        "instant": torch.linalg.svdvals(matrix_view(grad).float()),
+        "in": singular_values(momentum_matrix),
+        "out": singular_values(update),
+        "instant": singular_values(matrix_view(grad)),
     }
 
 
@@ -169,7 +170,7 @@ class Muon(DiagnosedOptimizer):
 
     Algorithm of the ``kind="muon"`` groups: module docstring (equal to ``torch.optim.Muon`` on 2-D weights
     with the same hyperparameters and ``ns_dtype="bfloat16"``). ``kind="adamw"`` groups: ``torch.optim.AdamW``
-    (``betas``, ``eps``, decoupled ``weight_decay``), typically with their own ``lr``.
+    (``betas``, ``eps``, decoupled ``weight_decay``; its foreach implementation), typically with their own ``lr``.
 
     params: tensors, (name, tensor) pairs or group dicts with an optional ``kind`` (default "muon");
     ``muon_param_groups(model.named_parameters(), excluded=...)`` builds the usual two groups.
@@ -243,7 +244,8 @@ class Muon(DiagnosedOptimizer):
             steps.append(state["step"])
         if params:
             beta1, beta2 = group["betas"]
-            torch_adam.adam(params, grads, exp_avgs, exp_avg_sqs, [], steps, decoupled_weight_decay=True,
+            torch_adam.adam(params, grads, exp_avgs, exp_avg_sqs, [], steps, foreach=True,
+                            decoupled_weight_decay=True,
                             amsgrad=False, beta1=beta1, beta2=beta2, lr=group["lr"],
                             weight_decay=group["weight_decay"], eps=group["eps"], maximize=False)
 

@@ -101,3 +101,14 @@ def effective_rank(singular_values: Tensor) -> float:
         return 0.0
     probabilities = sigma[sigma > 0] / total
     return math.exp(float(-(probabilities * probabilities.log()).sum()))
+
+
+def singular_values(matrix: Tensor) -> Tensor:
+    """Singular values of X [A, B], descending, float32 [min(A, B)], from the eigenvalues of the smaller
+    Gram matrix formed in float64 (σᵢ = √λᵢ(X Xᵀ)): several times faster than an SVD of a wide matrix, and
+    accurate down to σ ≈ 1e-7 σ_max, which is all an effective rank or a spectrum plot needs."""
+    if matrix.ndim != 2:
+        raise ValueError(f"singular_values expects a matrix [A, B], got shape {tuple(matrix.shape)}")
+    wide = matrix.double() if matrix.shape[0] <= matrix.shape[1] else matrix.double().T
+    eigenvalues = torch.linalg.eigvalsh(wide @ wide.T)
+    return eigenvalues.clamp(min=0.0).sqrt().flip(0).float()

@@ -169,3 +169,20 @@ def test_muon_hyperparameter_errors():
         make_optimizer("muon", model.named_parameters(), lr=1e-3, adam_lr=0)
     with pytest.raises(ValueError, match=r"betas=\(0.9, 1.0\)"):
         make_optimizer("muon", model.named_parameters(), lr=1e-3, betas=(0.9, 1.0))
+
+
+def test_an_excluded_frozen_head_is_not_an_unknown_name():
+    model = build("mlp")
+    model.heads[0].weight.requires_grad_(False)
+    optimizer = make_optimizer("muon", model.named_parameters(), lr=1e-3, muon_excluded=model.muon_excluded())
+    names = [n for group in optimizer.param_groups for n in group["param_names"]]
+    assert "heads.0.weight" not in names and "heads.1.weight" in names
+
+
+def test_documentation_examples_run():
+    import doctest
+
+    import apt.optim.factory
+
+    result = doctest.testmod(apt.optim.factory, raise_on_error=False)
+    assert result.attempted > 0 and result.failed == 0

@@ -96,27 +96,26 @@ def test_global_scope_gives_every_tensor_the_same_beta():
 
 
 @settings(max_examples=25, deadline=None)
-@given(seed=st.integers(0, 2**31 - 1), steps=st.integers(1, 8))
+@given(seed=st.integers(0, 2**31 - 1), steps=st.integers(2, 8))
 def test_bias_correction_is_exact_when_beta_varies(seed, steps):
-    """m̂_t = m_t / (1 − Πβ_s) is a weighted average: for gradients all equal to c it is c exactly."""
+    """m̂_t = m_t / (1 − Πβ_s) is a weighted average of the gradients: for g_s = c at every step m̂_t = c, and
+    Adam's step is −η c / (|c| + ε), although β changed (0.5 at t = 1 where c_1 = 0, then 0.1 as c_t = 1)."""
     generator = torch.Generator().manual_seed(seed)
-    direction = torch.randn(5, generator=generator, dtype=torch.float64)
+    gradient = torch.randn(5, generator=generator, dtype=torch.float64)
     weight = torch.nn.Parameter(torch.zeros(5, dtype=torch.float64))
-    optimizer = APT([weight], lr=1e-3, beta_min=0.1, beta_max=0.9, adapt_direction="agree_less")
+    optimizer = APT([weight], lr=1e-3, beta_min=0.1, beta_max=0.9, adapt_direction="agree_less", eps=1e-8)
     betas = []
     for _ in range(steps):
-        # the gradient's norm changes; its direction does not, so c_t = 1 (after step 1) and β moves
-        weight.grad = direction * float(torch.rand(1, generator=generator, dtype=torch.float64) + 0.5)
+        before = weight.detach().clone()
+        weight.grad = gradient.clone()
         optimizer.step()
         betas.append(optimizer.state[weight]["beta"])
+    assert betas[0] == pytest.approx(0.5) and all(b == pytest.approx(0.1) for b in betas[1:])
     state = optimizer.state[weight]
     assert state["beta_product"] == pytest.approx(math.prod(betas), rel=1e-12)
-    corrected = state["exp_avg"] / (1 - state["beta_product"])
-    weights = [(1 - b) * math.prod(betas[s + 1:]) for s, b in enumerate(betas)]
-    assert sum(weights) == pytest.approx(1 - math.prod(betas), rel=1e-12)
-    # each gradient is direction · scale, so the corrected momentum is parallel to direction
-    cosine = torch.dot(corrected, direction) / (corrected.norm() * direction.norm())
-    assert float(cosine) == pytest.approx(1.0, abs=1e-12)
+    torch.testing.assert_close(state["exp_avg"] / (1 - state["beta_product"]), gradient, rtol=1e-12, atol=0)
+    torch.testing.assert_close(weight.detach() - before, -1e-3 * gradient / (gradient.abs() + 1e-8),
+                               rtol=1e-9, atol=0)
 
 
 def test_beta_min_equal_beta_max_gives_constant_beta_for_any_rule():

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from apt.optim.newton_schulz import (NS_SINGULAR_VALUE_BAND, effective_rank, newton_schulz,
-                                     newton_schulz_scalar_map, polar_factor)
+                                     newton_schulz_scalar_map, polar_factor, singular_values)
 
 shapes = st.tuples(st.integers(2, 24), st.integers(2, 24))
 seeds = st.integers(0, 2**31 - 1)
@@ -109,3 +109,11 @@ def test_non_matrix_input_is_rejected(bad):
 def test_unknown_dtype_is_rejected():
     with pytest.raises(ValueError, match="ns_dtype='float16'"):
         newton_schulz(torch.eye(3), dtype="float16")
+
+
+@settings(max_examples=30, deadline=None)
+@given(shape=shapes, seed=seeds)
+def test_gram_singular_values_match_the_svd(shape, seed):
+    matrix = gaussian(shape, seed, torch.float32)
+    expected = torch.linalg.svdvals(matrix.double()).float()
+    torch.testing.assert_close(singular_values(matrix), expected, atol=1e-4 * float(expected[0]), rtol=1e-4)

@@ -36,10 +36,10 @@ def test_baselines_are_torch_and_diagnostics_do_not_change_the_trajectory(name):
     reference_model = build("conv")
     ours_model, diagnosed_model = twin(reference_model), twin(reference_model)
     torch_optimizer = {
-        "adam": lambda p: torch.optim.Adam(p, lr=1e-3),
-        "adamw": lambda p: torch.optim.AdamW(p, lr=1e-3, weight_decay=0.1),
-        "sgd": lambda p: torch.optim.SGD(p, lr=1e-2),
-        "sgdm": lambda p: torch.optim.SGD(p, lr=1e-2, momentum=0.9, dampening=0.9),
+        "adam": lambda p: torch.optim.Adam(p, lr=1e-3, foreach=True),
+        "adamw": lambda p: torch.optim.AdamW(p, lr=1e-3, weight_decay=0.1, foreach=True),
+        "sgd": lambda p: torch.optim.SGD(p, lr=1e-2, foreach=True),
+        "sgdm": lambda p: torch.optim.SGD(p, lr=1e-2, momentum=0.9, dampening=0.9, foreach=True),
     }[name](reference_model.parameters())
     weight_decay = 0.1 if name == "adamw" else 0.0
     lr = 1e-3 if name.startswith("adam") else 1e-2
@@ -61,7 +61,8 @@ def test_our_muon_on_2d_weights_is_torch_muon(nesterov, adjust_lr, weight_decay)
     groups = muon_param_groups(reference_model.named_parameters(), excluded=excluded)
     torch_muon = torch.optim.Muon([p for _, p in groups[0]["params"]], lr=2e-2, momentum=0.9,
                                   nesterov=nesterov, weight_decay=weight_decay, adjust_lr_fn=adjust_lr)
-    torch_adamw = torch.optim.AdamW([p for _, p in groups[1]["params"]], lr=1e-3, weight_decay=weight_decay)
+    torch_adamw = torch.optim.AdamW([p for _, p in groups[1]["params"]], lr=1e-3, weight_decay=weight_decay,
+                                    foreach=True)
 
     class Both(torch.optim.Optimizer):
         def __init__(self) -> None:

@@ -1,0 +1,192 @@
+"""Optimizer step time as ratios against torch's own optimizers, measured in one run, warm.
+
+    PYTHONPATH=. python benchmarks/bench_optim.py [--rounds 7] [--steps 5] [--models qm9 celeba] [--threads 2]
+
+Parameter sets: the benchmark models are built elsewhere (``apt.benchmarks.qm9.QM9Benchmark().build_model()``,
+``apt.benchmarks.celeba.CelebABenchmark().build_model()``) and are not in this worktree yet, so the parameter
+*shapes* are written out here from BENCHMARKS.md §1 / TOOLCHAIN.md and the lineage code:
+  qm9     the lineage MPNN (dim 64): Linear(11,64); NNConv edge net Linear(5,128)-ReLU-Linear(128,4096) + root
+          weight [64,64] + bias; GRU(64,64); Set2Set(64, 3) (an LSTM(128,64)); Linear(128,64); 11 Linear(64,1).
+  celeba  the 9-layer CNN (FAMO experiments/celeba/models.py): 7 bias-free 3×3 convs 3→64→128→128→256→256→512→512
+          with BatchNorm, 2 bias-free Linear(512,512) with BatchNorm1d, 40 Linear(512,1) heads.
+Muon excludes the input layers (lin0 and the edge network's first layer; the first conv) and the heads.
+Only the step is timed (gradients are fixed random tensors), so the ratios isolate optimizer cost.
+
+Ratios (median over rounds of the per-step time; each round runs every configuration once, interleaved):
+  apt_adam / torch Adam(foreach=True)           APT-Adam with adaptive β (cosines, per-tensor β, exact bias
+                                                correction) against torch's fastest CPU Adam
+  apt_adam[β fixed] / torch Adam(foreach=True)  our kernel alone (no cosines)
+  adam (make_optimizer) / torch Adam(foreach)   our shell: finite-gradient check (+ torch's default Adam path)
+  muon (ours) / torch Muon + torch AdamW        torch.optim.Muon takes 2-D weights only: conv weights are given
+                                                to it as [out, in·9] matrices (the same maths)
+  apt_muon / muon (ours)                        adaptive β + pre_mix preservation (default)
+  X diagnostics on / off                        cost of step_diagnostics (spectra every step)
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from apt.optim import make_optimizer, muon_param_groups
+
+Shape = tuple[int, ...]
+
+
+def qm9_shapes() -> tuple[list[tuple[str, Shape]], set[str]]:
+    dim = 64
+    shapes: list[tuple[str, Shape]] = [
+        ("lin0.weight", (dim, 11)), ("lin0.bias", (dim,)),
+        ("conv.nn.0.weight", (128, 5)), ("conv.nn.0.bias", (128,)),
+        ("conv.nn.2.weight", (dim * dim, 128)), ("conv.nn.2.bias", (dim * dim,)),
+        ("conv.lin.weight", (dim, dim)), ("conv.bias", (dim,)),
+        ("gru.weight_ih_l0", (3 * dim, dim)), ("gru.weight_hh_l0", (3 * dim, dim)),
+        ("gru.bias_ih_l0", (3 * dim,)), ("gru.bias_hh_l0", (3 * dim,)),
+        ("set2set.lstm.weight_ih_l0", (4 * dim, 2 * dim)), ("set2set.lstm.weight_hh_l0", (4 * dim, dim)),
+        ("set2set.lstm.bias_ih_l0", (4 * dim,)), ("set2set.lstm.bias_hh_l0", (4 * dim,)),
+        ("lin1.weight", (dim, 2 * dim)), ("lin1.bias", (dim,)),
+    ]
+    for task in range(11):
+        shapes += [(f"heads.{task}.weight", (1, dim)), (f"heads.{task}.bias", (1,))]
+    excluded = {"lin0.weight", "conv.nn.0.weight"} | {f"heads.{t}.weight" for t in range(11)}
+    return shapes, excluded
+
+
+def celeba_shapes() -> tuple[list[tuple[str, Shape]], set[str]]:
+    channels = [3, 64, 128, 128, 256, 256, 512, 512]
+    shapes: list[tuple[str, Shape]] = []
+    for index, (c_in, c_out) in enumerate(zip(channels, channels[1:])):
+        shapes += [(f"conv{index}.weight", (c_out, c_in, 3, 3)), (f"bn{index}.weight", (c_out,)),
+                   (f"bn{index}.bias", (c_out,))]
+    for index in range(2):
+        shapes += [(f"fc{index}.weight", (512, 512)), (f"fc_bn{index}.weight", (512,)), (f"fc_bn{index}.bias", (512,))]
+    for task in range(40):
+        shapes += [(f"heads.{task}.weight", (1, 512)), (f"heads.{task}.bias", (1,))]
+    excluded = {"conv0.weight"} | {f"heads.{t}.weight" for t in range(40)}
+    return shapes, excluded
+
+
+PARAMETER_SETS: dict[str, Callable[[], tuple[list[tuple[str, Shape]], set[str]]]] = {
+    "qm9": qm9_shapes, "celeba": celeba_shapes}
+
+
+def make_parameters(shapes: list[tuple[str, Shape]], seed: int = 0, as_matrices: bool = False,
+                    excluded: set[str] = frozenset()) -> list[tuple[str, nn.Parameter]]:
+    """Named parameters with fixed random values and gradients. ``as_matrices``: Muon-bound ≥3-D weights are
+    created as their [out, −1] matrix (for torch.optim.Muon, which takes 2-D weights only)."""
+    generator = torch.Generator().manual_seed(seed)
+    named = []
+    for name, shape in shapes:
+        if as_matrices and len(shape) > 2 and name not in excluded:
+            shape = (shape[0], int(torch.tensor(shape[1:]).prod()))
+        param = nn.Parameter(0.02 * torch.randn(shape, generator=generator))
+        param.grad = torch.randn(shape, generator=generator)
+        named.append((name, param))
+    return named
+
+
+class TorchMuonWithAdamW:
+    """torch.optim.Muon on the Muon group + torch.optim.AdamW(foreach=True) on the rest (the baseline)."""
+
+    def __init__(self, named: list[tuple[str, nn.Parameter]], excluded: set[str], lr: float) -> None:
+        groups = muon_param_groups(named, excluded=excluded)
+        self.muon = torch.optim.Muon([p for _, p in groups[0]["params"]], lr=lr, weight_decay=0.0,
+                                     adjust_lr_fn="match_rms_adamw")
+        self.adamw = torch.optim.AdamW([p for _, p in groups[1]["params"]], lr=lr, foreach=True)
+
+    def step(self) -> None:
+        self.muon.step()
+        self.adamw.step()
+
+
+def configurations(shapes: list[tuple[str, Shape]], excluded: set[str]) -> dict[str, Callable[[], object]]:
+    """name -> builder of an object with .step() over a fresh parameter set."""
+    lr = 1e-3
+
+    def ours(name: str, **hp: object) -> Callable[[], object]:
+        return lambda: make_optimizer(name, make_parameters(shapes), lr=lr, muon_excluded=excluded, **hp)
+
+    return {
+        "torch Adam(foreach)": lambda: torch.optim.Adam([p for _, p in make_parameters(shapes)], lr=lr,
+                                                         foreach=True),
+        "adam": ours("adam"),
+        "adam +diag": ours("adam", diagnostics=True),
+        "apt_adam": ours("apt_adam"),
+        "apt_adam[β fixed]": ours("apt_adam", beta_min=0.9, beta_max=0.9),
+        "apt_adam +diag": ours("apt_adam", diagnostics=True),
+        "torch Muon+AdamW": lambda: TorchMuonWithAdamW(make_parameters(shapes, as_matrices=True, excluded=excluded),
+                                                       excluded, lr),
+        "muon": ours("muon"),
+        "muon +diag": ours("muon", diagnostics=True),
+        "apt_muon": ours("apt_muon"),
+        "apt_muon[none]": ours("apt_muon", preserve="none"),
+        "apt_muon +diag": ours("apt_muon", diagnostics=True),
+    }
+
+
+RATIOS: list[tuple[str, str]] = [
+    ("apt_adam", "torch Adam(foreach)"),
+    ("apt_adam[β fixed]", "torch Adam(foreach)"),
+    ("adam", "torch Adam(foreach)"),
+    ("muon", "torch Muon+AdamW"),
+    ("apt_muon", "muon"),
+    ("apt_muon[none]", "muon"),
+    ("adam +diag", "adam"),
+    ("apt_adam +diag", "apt_adam"),
+    ("muon +diag", "muon"),
+    ("apt_muon +diag", "apt_muon"),
+]
+
+
+def time_steps(optimizer: object, steps: int) -> float:
+    start = time.perf_counter()
+    for _ in range(steps):
+        optimizer.step()  # type: ignore[attr-defined]
+    return (time.perf_counter() - start) / steps
+
+
+def measure(model: str, rounds: int, steps: int, warmup: int) -> dict[str, float]:
+    shapes, excluded = PARAMETER_SETS[model]()
+    builders = configurations(shapes, excluded)
+    optimizers = {name: build() for name, build in builders.items()}
+    for optimizer in optimizers.values():
+        time_steps(optimizer, warmup)
+    samples: dict[str, list[float]] = {name: [] for name in optimizers}
+    for _ in range(rounds):
+        for name, optimizer in optimizers.items():
+            samples[name].append(time_steps(optimizer, steps))
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", default=list(PARAMETER_SETS), choices=list(PARAMETER_SETS))
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {args.threads} threads, median of {args.rounds} rounds × {args.steps} steps\n")
+    results = {model: measure(model, args.rounds, args.steps, args.warmup) for model in args.models}
+    for model, times in results.items():
+        n_params = sum(int(torch.tensor(s).prod()) for _, s in PARAMETER_SETS[model]()[0])
+        print(f"## {model} ({n_params:,} parameters): step time, ms")
+        for name, seconds in times.items():
+            print(f"  {name:<22} {1e3 * seconds:9.3f}")
+        print()
+    header = "| ratio | " + " | ".join(results) + " |"
+    print(header)
+    print("|" + "---|" * (len(results) + 1))
+    for numerator, denominator in RATIOS:
+        cells = " | ".join(f"{times[numerator] / times[denominator]:.2f}" for times in results.values())
+        print(f"| {numerator} / {denominator} | {cells} |")
+
+
+if __name__ == "__main__":
+    main()
