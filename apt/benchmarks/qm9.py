@@ -269,8 +269,9 @@ class QM9MPNN(MTLModel):
         self.heads = nn.ModuleList(nn.Linear(HIDDEN_DIM, 1) for _ in TARGET_INDEX)
 
     def muon_excluded_names(self) -> set[str]:
-        """Heads and the input embedding Linear(11, 64) (Keller Jordan's rule: first layer to AdamW)."""
-        return super().muon_excluded_names() | {"shared.input_embedding.weight"}
+        """Heads and the two input layers (Keller Jordan's rule: first layers to AdamW): the node embedding
+        Linear(11, 64) and the edge network's first Linear(5, 128), which reads the raw bond features."""
+        return super().muon_excluded_names() | {"shared.input_embedding.weight", "shared.conv.nn.0.weight"}
 
 
 # ----------------------------------------------------------------------------------------------------------
