@@ -53,6 +53,13 @@ def check_choice(name: str, value: Any, allowed: Sequence[str]) -> str:
     return value
 
 
+def solve_quietly(problem: Any, solver: str) -> None:
+    """problem.solve(solver=...) without cvxpy's own "may be inaccurate" warning: callers check the status."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Solution may be inaccurate", category=UserWarning)
+        problem.solve(solver=solver)
+
+
 class Method:
     """An MTL method for K tasks: turns K task losses (or their gradients) into one update direction.
 

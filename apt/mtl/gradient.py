@@ -21,6 +21,7 @@ from apt.mtl.base import (
     JacobianMethod,
     check_choice,
     check_float,
+    solve_quietly,
 )
 from apt.mtl.solvers import dual_cone_weights, min_norm_simplex_weights, normalized, psd_factor
 
@@ -169,9 +170,10 @@ class CAGrad(GramianMethod):
         self._scaled_factor.value = self.c * g0_norm * psd_factor(g_hat)
         w = None
         try:
-            self._problem.solve(solver=cp.CLARABEL)
+            solve_quietly(self._problem, cp.CLARABEL)
             if self._problem.status in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
                 w = np.clip(np.asarray(self._w.value, dtype=np.float64), 0.0, None)
+                w /= w.sum()
             else:
                 reason = f"status {self._problem.status}"
         except cp.error.SolverError as error:

@@ -9,7 +9,18 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from apt.mtl.base import SOLVER_FAILURE_POLICIES, GramianMethod, check_choice, check_float, check_int
+from apt.mtl.base import (
+    SOLVER_FAILURE_POLICIES,
+    GramianMethod,
+    check_choice,
+    check_float,
+    check_int,
+    solve_quietly,
+)
+
+
+def _fallback(iteration: int) -> str:
+    return "keeping the previous step's weights" if iteration == 0 else f"keeping the CCP iterate {iteration}"
 
 
 class NashMTL(GramianMethod):
@@ -24,7 +35,9 @@ class NashMTL(GramianMethod):
         φ'(α_t) = 1/α_t + Ĝ (1 / (Ĝ α_t)),
 
     and stops when ‖Ĝ α_t − 1/(α_t + 1e-10)‖ < 1e-3 or ‖α_{t+1} − α_t‖ < 1e-6 (keeping α_t, as the
-    reference does). Every ``update_weights_every`` steps the weights are recomputed; in between the previous α
+    reference does). Numerically each subproblem is solved in β = √nf · α, where the constraints read
+    β_k (Ĝ β)_k ≥ 1 and the cost is rescaled to unit norm (neither changes the solution), so that the conic
+    solver sees O(1) numbers for gradients of any scale. Every ``update_weights_every`` steps the weights are recomputed; in between the previous α
     is reused without computing J (one backward of αᵀℓ). The shared gradient is clipped to ``max_norm`` after
     it is written (the reference clips after backward too).
 
@@ -32,7 +45,7 @@ class NashMTL(GramianMethod):
     Fixed pitfalls of the reference code: (1) it calls ``cp.ECOS``, which cvxpy ≥ 1.6 no longer ships, and a
     bare ``except`` then silently keeps the previous α (≈ LS; nash-mtl issue #21); we use CLARABEL (ships with
     cvxpy). (2) The reference problem is not DPP (recompiled on every solve); ours is written with Parameters
-    only in DPP form (the linearization φ' and 1ᵀĜ are folded into one cost vector, log nf into a parameter),
+    only in DPP form (the linearization φ' and 1ᵀĜ are folded into one cost vector parameter),
     so it is compiled once. (3) A failed or infeasible solve (e.g. a zero task gradient makes the constraints
     infeasible) is reported: a SolverFailureWarning naming the step and solver status (or SolverError when
     ``on_solver_failure="raise"``), counted in ``MTLStepInfo.solver_failures``; the CCP then stops and keeps
@@ -56,12 +69,11 @@ class NashMTL(GramianMethod):
 
     def _build(self) -> None:
         k = self.n_tasks
-        self._alpha = cp.Variable(k, nonneg=True)
+        self._beta = cp.Variable(k, nonneg=True)
         self._gramian = cp.Parameter((k, k))
         self._cost = cp.Parameter(k)
-        self._log_nf = cp.Parameter()
-        constraints = [cp.log(self._alpha) + cp.log(self._gramian @ self._alpha) + self._log_nf >= 0]
-        self._problem = cp.Problem(cp.Minimize(self._cost @ self._alpha), constraints)
+        constraints = [cp.log(self._beta) + cp.log(self._gramian @ self._beta) >= 0]
+        self._problem = cp.Problem(cp.Minimize(self._cost @ self._beta), constraints)
 
     def reuse_weights(self) -> Tensor | None:
         if self.step_counter % self.update_weights_every == 0:
@@ -79,14 +91,25 @@ class NashMTL(GramianMethod):
         if self._problem is None:
             self._build()
         self._gramian.value = (g_hat + g_hat.T) / 2
-        self._log_nf.value = float(np.log(nf))
+        root_nf = float(np.sqrt(nf))
         alpha_t = self.previous_alpha
         for iteration in range(self.optim_niter):
-            linearization = 1.0 / alpha_t + g_hat @ (1.0 / (g_hat @ alpha_t))
-            self._cost.value = g_hat.sum(axis=0) + linearization / nf
-            solution = self._solve(step, iteration)
-            if solution is None:
+            g_alpha = g_hat @ alpha_t
+            if np.any(g_alpha == 0.0):
+                k = int(np.flatnonzero(g_alpha == 0.0)[0])
+                self._solver_failed(f"CCP iteration {iteration}: (Gα)_{k} = 0 (a zero task gradient?), the "
+                                    "bargaining constraint α_k (Gα)_k ≥ 1 cannot hold",
+                                    policy=self.on_solver_failure, step=step, fallback=_fallback(iteration))
                 break
+            linearization = 1.0 / alpha_t + g_hat @ (1.0 / g_alpha)
+            # In β = √nf · α the constraints lose nf; the cost (×nf√nf, a positive factor) becomes
+            # √nf · Ĝ1 + φ'(α_t)/√nf, normalized to unit length: the argmin does not change.
+            cost = root_nf * g_hat.sum(axis=0) + linearization / root_nf
+            self._cost.value = cost / np.linalg.norm(cost)
+            beta = self._solve(step, iteration)
+            if beta is None:
+                break
+            solution = beta / root_nf
             converged = np.linalg.norm(g_hat @ alpha_t - 1.0 / (alpha_t + 1e-10)) < 1e-3
             if converged or np.linalg.norm(solution - alpha_t) < 1e-6:
                 break
@@ -95,19 +118,22 @@ class NashMTL(GramianMethod):
         return torch.from_numpy(self.previous_alpha.copy())
 
     def _solve(self, step: int | None, iteration: int) -> np.ndarray | None:
+        """One CCP subproblem in β; None (reported) unless the solver returns a point meeting the constraints."""
         try:
-            self._problem.solve(solver=cp.CLARABEL)
+            solve_quietly(self._problem, cp.CLARABEL)
         except cp.error.SolverError as error:
             reason = str(error)
         else:
-            if self._problem.status in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE) and self._alpha.value is not None:
-                # A solver may return α_k = 0 within tolerance; 1/α in the next linearization must stay finite.
-                return np.clip(np.asarray(self._alpha.value, dtype=np.float64), 1e-12, None)
             reason = f"status {self._problem.status}"
-        fallback = ("keeping the previous step's weights" if iteration == 0
-                    else f"keeping the CCP iterate {iteration}")
+            if self._problem.status in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE) and self._beta.value is not None:
+                # A solver may return β_k = 0 within tolerance; 1/α in the next linearization must stay finite.
+                beta = np.clip(np.asarray(self._beta.value, dtype=np.float64), 1e-12, None)
+                worst = float(np.min(beta * (self._gramian.value @ beta)))
+                if worst >= 1.0 - 1e-3:
+                    return beta
+                reason += f", constraint α_k (Gα)_k ≥ 1 violated (min {worst:.3g})"
         self._solver_failed(f"CCP iteration {iteration}: {reason}", policy=self.on_solver_failure, step=step,
-                            fallback=fallback)
+                            fallback=_fallback(iteration))
         return None
 
     def state_dict(self) -> dict[str, Any]:
