@@ -73,10 +73,9 @@ def run(
         return read_record(path)
     checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else default_checkpoint_dir(config.profile)
     checkpoint = checkpoint_dir / config.benchmark / f"{config.run_id}.pt"
-    record = _Training(config, checkpoint, progress).run()
-    write_record(path, record)
+    write_record(path, _Training(config, checkpoint, progress).run())
     checkpoint.unlink(missing_ok=True)
-    return record
+    return read_record(path)  # the stored form (JSON types), identical to what a later call reads
 
 
 @dataclass

@@ -33,11 +33,13 @@ def test_killed_run_resumes_to_the_same_record(tmp_path, monkeypatch):
     command = [sys.executable, "-m", "apt", "run", "--benchmark", CONFIG.benchmark, "--method", CONFIG.method,
                "--optimizer", CONFIG.optimizer, "--profile", "smoke", "--seed", str(CONFIG.seed),
                "--override", "epochs=4", "--results-dir", str(results), "--no-progress"]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    log = tmp_path / "killed-run.log"
+    with log.open("wb") as stderr:
+        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
     try:
         deadline = time.monotonic() + TIMEOUT_SECONDS
         while not checkpoint.exists():
-            assert process.poll() is None, f"the run ended before its first checkpoint: {process.stderr.read()!r}"
+            assert process.poll() is None, f"the run ended before its first checkpoint: {log.read_text()}"
             assert time.monotonic() < deadline, "no checkpoint within the time limit"
             time.sleep(0.01)
         process.send_signal(signal.SIGKILL)  # mid-epoch: the first checkpoint was just written

@@ -19,11 +19,11 @@ ARMS = [("ls", "adam"), ("famo", "apt_muon"), ("mgda", "adam"), ("nash_mtl", "ap
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("benchmark", BENCHMARKS_WITH_DATA)
+@pytest.mark.parametrize("benchmark_name", BENCHMARKS_WITH_DATA)
 @pytest.mark.parametrize(("method", "optimizer"), ARMS)
-def test_smoke_run_writes_a_complete_record(benchmark, method, optimizer, tmp_path, monkeypatch):
+def test_smoke_run_writes_a_complete_record(benchmark_name, method, optimizer, tmp_path, monkeypatch):
     monkeypatch.setenv("APT_RUNS_DIR", str(tmp_path / "runs"))
-    config = Config(benchmark=benchmark, method=method, optimizer=optimizer, profile="smoke", seed=0)
+    config = Config(benchmark=benchmark_name, method=method, optimizer=optimizer, profile="smoke", seed=0)
     record = run(config, results_dir=tmp_path / "results", progress=False)
 
     assert record["status"] == "complete"
