@@ -53,7 +53,7 @@ from apt.benchmarks import toy
 from apt.experiment import toy_trajectory
 from apt.mtl import METHODS, aggregate, method_info
 
-STEPS = {"smoke": 25, "cpu": 1500, "full": 20000}[profile]
+STEPS = {"smoke": 25, "cpu": 1000, "full": 20000}[profile]
 print(f"profile {profile}: {STEPS} steps per trajectory")
 
 # %%
@@ -127,18 +127,23 @@ plt.show()
 # ## Whole trajectories, under three optimizers, with and without APT
 #
 # Each method now drives the point from the five starting points of the Nash-MTL/FAMO figures, for
-# `STEPS` steps (the profile sets how many) with learning rate $10^{-2}$, under plain gradient descent (`sgd`),
+# `STEPS` steps (the profile sets how many) with learning rate $2 \cdot 10^{-2}$, under plain gradient descent (`sgd`),
 # Adam, APT-Adam, Muon and APT-Muon. Here $x$ is held as a $1 \times 2$ matrix so that Muon can take it; the
 # orthogonalization of a rank-one matrix is its normalization, so on this problem Muon is *normalized momentum
 # descent* (we use Muon's `original` learning-rate scaling so that one Muon step has length $\eta$, like an
 # Adam step). APT runs with the package defaults of its assumed rules (the assumptions register is in the APT
 # chapter). A run *reaches the Pareto set* when it ends within $0.5$ of it.
+#
+# FAMO weighs $\log(\ell_k - \ell_k^{\min})$ and so needs a lower bound of each loss. The toy losses are negative
+# (the bowls reach $-20$): since $h_k \ge -20$, $0 \le c_2 < 1$ and $g_k c_1 > -6.3$, the infima are
+# $\ell_1^{\min} = -20 \cdot 0.1$ and $\ell_2^{\min} = -20$, which we pass as `min_losses`.
 
 # %%
 METHODS_SHOWN = ["ls", "mgda", "pcgrad", "cagrad", "imtl_g", "nash_mtl", "famo"]
 OPTIMIZERS_SHOWN = {"sgd": {}, "adam": {}, "apt_adam": {}, "muon": {"adjust_lr": "original"},
                     "apt_muon": {"adjust_lr": "original"}}
-LR = 1e-2
+LR = 2e-2
+METHOD_HP = {"famo": {"min_losses": [-20.0 * SCALE, -20.0]}}
 
 
 def distance_to_pareto(point: np.ndarray) -> float:
@@ -150,7 +155,7 @@ for optimizer, optimizer_hp in OPTIMIZERS_SHOWN.items():
     for method in METHODS_SHOWN:
         for start in toy.NASH_FAMO_INITIAL_POINTS:
             out = toy_trajectory(method, optimizer, start, steps=STEPS, lr=LR, optimizer_hp=optimizer_hp,
-                                 first_loss_scale=SCALE, seed=seed)
+                                 method_hp=METHOD_HP.get(method), first_loss_scale=SCALE, seed=seed)
             points = out["points"].numpy()
             trajectories[optimizer, method, start] = points
             distance = distance_to_pareto(points[-1])

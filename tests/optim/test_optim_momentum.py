@@ -168,11 +168,26 @@ def test_preservation_moves_the_update_towards_the_instant_gradient(seed, streng
     def cosine(a: torch.Tensor, b: torch.Tensor) -> float:
         return float((a.double() * b).sum() / (a.double().norm() * b.norm()))
 
-    for rule in ("pre_mix", "post_mix", "dual_ns"):
+    # post_mix and dual_ns mix a direction into the *output*, so the cosine with g can only grow. pre_mix
+    # mixes g into the *input* of a nonlinear map: no per-instance guarantee (hypothesis found counterexamples,
+    # e.g. seed 15972, strength 0.125), only on average; see the test below.
+    for rule in ("post_mix", "dual_ns"):
         preserved = preserve_direction(rule, momentum, instant, _orthogonalize, strength)
         assert cosine(preserved, instant) > cosine(plain, instant) - 1e-9, rule
     post = preserve_direction("post_mix", momentum, instant, _orthogonalize, strength).double()
     assert float(post.norm()) == pytest.approx(float(plain.norm()), rel=1e-5)
+
+
+def test_pre_mix_moves_the_update_towards_the_instant_gradient_on_average():
+    def cosine(a: torch.Tensor, b: torch.Tensor) -> float:
+        return float((a.double() * b).sum() / (a.double().norm() * b.norm()))
+
+    gains = []
+    for seed in range(40):
+        momentum, instant = _matrices(seed)
+        preserved = preserve_direction("pre_mix", momentum, instant, _orthogonalize, 0.3)
+        gains.append(cosine(preserved, instant) - cosine(_orthogonalize(momentum), instant))
+    assert sum(gains) / len(gains) > 0.1, gains  # measured: mean 0.34, min 0.10 over these 40 seeds
 
 
 def test_preservation_validation():
