@@ -6,8 +6,7 @@
 
 from __future__ import annotations
 
-from apt.benchmarks.base import Protocol
-from apt.benchmarks.scene import SceneBenchmark, SceneLayout
+from apt.benchmarks.scene import SceneBenchmark, SceneLayout, scene_protocol
 
 CITYSCAPES_LAYOUT = SceneLayout(
     folder="cityscapes",
@@ -33,15 +32,7 @@ class CityscapesBenchmark(SceneBenchmark):
     metric_names = ("miou", "pix_acc", "abs_err", "rel_err")
     metric_higher_better = (True, True, False, False)
     metric_task = (0, 0, 1, 1)
-    protocol = Protocol(
-        epochs=200,
-        batch_size=8,
-        lr=1e-4,
-        scheduler="step",
-        scheduler_kwargs={"step_size": 100, "gamma": 0.5},
-        selection="last_k",
-        selection_k=10,
-    )
+    protocol = scene_protocol(batch_size=8)
     profiles = {
         "full": {},
         "cpu": {"n_train": 32, "n_test": 16, "epochs": 2, "selection_k": 1},

@@ -7,8 +7,7 @@ documented choice of which MTAN parameters are shared).
 
 from __future__ import annotations
 
-from apt.benchmarks.base import Protocol
-from apt.benchmarks.scene import SceneBenchmark, SceneLayout
+from apt.benchmarks.scene import SceneBenchmark, SceneLayout, scene_protocol
 
 NYUV2_LAYOUT = SceneLayout(
     folder="nyuv2",
@@ -37,15 +36,7 @@ class NYUv2Benchmark(SceneBenchmark):
     )  # fmt: skip
     metric_higher_better = (True, True, False, False, False, False, True, True, True)
     metric_task = (0, 0, 1, 1, 2, 2, 2, 2, 2)
-    protocol = Protocol(
-        epochs=200,
-        batch_size=2,
-        lr=1e-4,
-        scheduler="step",
-        scheduler_kwargs={"step_size": 100, "gamma": 0.5},
-        selection="last_k",
-        selection_k=10,
-    )
+    protocol = scene_protocol(batch_size=2)
     profiles = {
         "full": {},
         "cpu": {"n_train": 16, "n_test": 8, "epochs": 2, "selection_k": 1},

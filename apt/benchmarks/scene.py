@@ -477,6 +477,13 @@ class SceneMetricAccumulator(MetricAccumulator):
 # ----------------------------------------------------------------------------------------------------------
 # Benchmark
 # ----------------------------------------------------------------------------------------------------------
+def scene_protocol(batch_size: int) -> Protocol:
+    """The lineage protocol shared by NYUv2 and Cityscapes (BENCHMARKS.md §1): Adam 1e-4, 200 epochs,
+    StepLR(100, 0.5), test metrics averaged over the last 10 epochs; only the batch size differs."""
+    return Protocol(epochs=200, batch_size=batch_size, lr=1e-4, scheduler="step",
+                    scheduler_kwargs={"step_size": 100, "gamma": 0.5}, selection="last_k", selection_k=10)
+
+
 class SceneBenchmark(Benchmark):
     """Common body of NYUv2 and Cityscapes; subclasses set ``layout`` and the class attributes.
 
