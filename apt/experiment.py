@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 import apt
 from apt.benchmarks import Benchmark, get_benchmark

@@ -43,6 +43,8 @@ data_dir = None  # unused: this chapter's problem is synthetic
 results_dir = None  # unused: trajectories are computed here, in seconds to minutes
 
 # %%
+import warnings
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -51,7 +53,7 @@ from myst_nb import glue
 
 from apt.benchmarks import toy
 from apt.experiment import toy_trajectory
-from apt.mtl import METHODS, aggregate, method_info
+from apt.mtl import METHODS, SolverFailureWarning, aggregate, method_info
 
 STEPS = {"smoke": 25, "cpu": 1000, "full": 20000}[profile]
 print(f"profile {profile}: {STEPS} steps per trajectory")
@@ -90,14 +92,17 @@ plt.show()
 # %% [markdown]
 # ## One pair of gradients, seven directions
 #
-# At the starting point $x_0 = (-8.5, 7.5)$ the two task gradients conflict. `apt.mtl.aggregate` maps the
-# Jacobian $J = [g_1; g_2]$ to each method's direction; the arrows below are $-d$, the direction a gradient
-# step moves, normalized to unit length so that their *angles* can be compared.
+# At the starting point $x_0 = (9, -1)$ (one of the five of the Nash-MTL/FAMO figures) the two task gradients
+# conflict — their cosine is printed below — and differ in scale. `apt.mtl.aggregate` maps the Jacobian
+# $J = [g_1; g_2]$ to each method's direction $d$; the arrows below are $-d$, the direction a gradient step
+# moves, normalized to unit length so that their *angles* can be compared.
 
 # %%
-x0 = torch.tensor([-8.5, 7.5], requires_grad=True)
+x0 = torch.tensor([9.0, -1.0], requires_grad=True)
 losses = toy.toy_losses(x0, SCALE)
 jacobian = torch.stack([torch.autograd.grad(losses[k], x0, retain_graph=True)[0] for k in range(2)])
+task_cosine = torch.nn.functional.cosine_similarity(jacobian[0], jacobian[1], dim=0).item()
+print(f"cos(g_1, g_2) = {task_cosine:.3f};  |g_1| = {jacobian[0].norm():.3f},  |g_2| = {jacobian[1].norm():.3f}")
 gradient_methods = [m for m in METHODS if method_info(m).kind == "gradient" and m != "graddrop"]
 directions = {m: aggregate(m, jacobian) for m in gradient_methods}
 directions["ls"] = jacobian.sum(0)
@@ -120,7 +125,7 @@ for i, (name, d) in enumerate(directions.items()):
     ax.annotate("", xy=u.tolist(), xytext=(0, 0), arrowprops=dict(arrowstyle="->", color=f"C{i}", lw=2))
     ax.text(*(1.15 * u).tolist(), name, color=f"C{i}", ha="center")
 ax.set(xlim=(-1.5, 1.5), ylim=(-1.5, 1.5), aspect="equal", xlabel="$x_1$ component", ylabel="$x_2$ component",
-       title="Unit directions of descent at $x_0 = (-8.5, 7.5)$")
+       title="Unit directions of descent at $x_0 = (9, -1)$")
 plt.show()
 
 # %% [markdown]
@@ -137,6 +142,10 @@ plt.show()
 # FAMO weighs $\log(\ell_k - \ell_k^{\min})$ and so needs a lower bound of each loss. The toy losses are negative
 # (the bowls reach $-20$): since $h_k \ge -20$, $0 \le c_2 < 1$ and $g_k c_1 > -6.3$, the infima are
 # $\ell_1^{\min} = -20 \cdot 0.1$ and $\ell_2^{\min} = -20$, which we pass as `min_losses`.
+#
+# Nash-MTL solves a small convex program at every step. Where it fails (near a Pareto-stationary point the
+# problem becomes degenerate), `apt.mtl` says so with a `SolverFailureWarning` instead of silently reusing the
+# previous weights; we count those warnings per run rather than print each one.
 
 # %%
 METHODS_SHOWN = ["ls", "mgda", "pcgrad", "cagrad", "imtl_g", "nash_mtl", "famo"]
@@ -154,14 +163,17 @@ trajectories, rows = {}, []
 for optimizer, optimizer_hp in OPTIMIZERS_SHOWN.items():
     for method in METHODS_SHOWN:
         for start in toy.NASH_FAMO_INITIAL_POINTS:
-            out = toy_trajectory(method, optimizer, start, steps=STEPS, lr=LR, optimizer_hp=optimizer_hp,
-                                 method_hp=METHOD_HP.get(method), first_loss_scale=SCALE, seed=seed)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", SolverFailureWarning)
+                out = toy_trajectory(method, optimizer, start, steps=STEPS, lr=LR, optimizer_hp=optimizer_hp,
+                                     method_hp=METHOD_HP.get(method), first_loss_scale=SCALE, seed=seed)
+            failures = sum(issubclass(w.category, SolverFailureWarning) for w in caught)
             points = out["points"].numpy()
             trajectories[optimizer, method, start] = points
             distance = distance_to_pareto(points[-1])
             rows.append({"optimizer": optimizer, "method": method, "start": start, "distance": distance,
                          "reached": distance < 0.5, "L1": out["losses"][-1, 0].item(),
-                         "L2": out["losses"][-1, 1].item()})
+                         "L2": out["losses"][-1, 1].item(), "solver_failures": failures})
 runs = pd.DataFrame(rows)
 print(f"{len(runs)} trajectories of {STEPS} steps")
 
@@ -196,6 +208,12 @@ plt.show()
 reached = runs.pivot_table(index="method", columns="optimizer", values="reached", aggfunc="sum")
 reached = reached.loc[METHODS_SHOWN, list(OPTIMIZERS_SHOWN)]
 reached
+
+# %% [markdown]
+# Solver failures of Nash-MTL (steps whose convex program did not solve, summed over the five starts):
+
+# %%
+runs[runs.method == "nash_mtl"].groupby("optimizer")["solver_failures"].sum().loc[list(OPTIMIZERS_SHOWN)]
 
 # %%
 ls_reached = {opt: int(reached.loc["ls", opt]) for opt in OPTIMIZERS_SHOWN}

@@ -49,6 +49,11 @@ def toc_notebooks(toc_path: Path = ROOT / "_toc.yml") -> list[Path]:
 def execute(source: Path, out_dir: Path, parameters: dict, timeout: int | None) -> Path:
     """Execute one jupytext source with papermill; returns the executed ``.ipynb`` path."""
     notebook = jupytext.read(source)
+    for cell in notebook.cells:
+        tags = cell.metadata.setdefault("tags", [])
+        if "parameters" in tags and "remove-cell" not in tags:
+            # The book shows the cell papermill injects (the values actually used), not the defaults.
+            tags.append("remove-cell")
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     output = out_dir / f"{source.stem}.ipynb"
     papermill.execute_notebook(
