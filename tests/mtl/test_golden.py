@@ -143,3 +143,11 @@ def test_famo_first_update_by_hand() -> None:
     method.weigh(torch.tensor([1.0, 1.0], requires_grad=True))
     method.after_step(torch.tensor([0.5, 0.9]))  # task 0 improved more: δ = (log 2, −log 0.9)
     assert torch.allclose(method.logits, torch.tensor([-0.025, 0.025]), atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["cagrad", "nash_mtl"])
+def test_conic_programs_are_dpp(name: str) -> None:
+    """Built from cvxpy Parameters in DPP form: compiled once, re-solved with new values each step."""
+    method = make_method(name, 2)
+    method.weights_from_gramian(J @ J.T)
+    assert method._problem.is_dpp()
