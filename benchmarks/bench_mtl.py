@@ -7,6 +7,9 @@ training loop runs it. Reported per method: median seconds and the ratio to
       ``_compute_grad(mode='backward')`` does) — the cost floor of any parameter-level gradient method,
   (c) TorchJD 0.18's equivalent (autojac ``mtl_backward`` + ``jac_to_grad`` with its aggregator) where it
       exists and its optional dependencies are installed (not UPGrad: quadprog; not Nash-MTL: ECOS).
+      TorchJD's autojac vmaps the backward; on the QM9 MPNN the GRU backward has no batching rule
+      (torch warns "performance drop ... aten::mkldnn_rnn_layer_backward") and one step takes minutes:
+      use --no-torchjd there.
 Methods that support representation-level gradients are also timed with ``features`` ("<name>@features").
 Methods are timed round-robin (one step each per round) so that load from other processes hits all alike.
 
