@@ -91,7 +91,7 @@ def _check_finite_losses(losses: Tensor, step: int | None, task_names: Sequence[
     finite = torch.isfinite(losses.detach())
     if not bool(finite.all()):
         k = int((~finite).nonzero()[0])
-        raise NonFiniteError(f"loss of {_task_label(k, task_names)} is {float(losses[k])} at step {step}")
+        raise NonFiniteError(f"loss of {_task_label(k, task_names)} is {float(losses[k].detach())} at step {step}")
 
 
 def _check_finite_gradients(gramian: Tensor, step: int | None, task_names: Sequence[str] | None, what: str) -> None:

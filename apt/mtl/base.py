@@ -19,7 +19,6 @@ from torch import Tensor, nn
 
 from apt.errors import SolverError
 
-KINDS: tuple[str, ...] = ("loss", "gradient")
 SOLVER_FAILURE_POLICIES: tuple[str, ...] = ("warn", "raise")
 
 

@@ -110,14 +110,18 @@ class GradDrop(JacobianMethod):
         super().__init__(n_tasks, generator=generator, max_norm=max_norm)
 
     def aggregate_blocks(self, blocks: Sequence[Tensor]) -> list[Tensor]:
+        # One draw of U over all coordinates (blocks in order), so that the result does not depend on how
+        # J is split into blocks: mtl_backward and aggregate() on the concatenated J agree.
+        sizes = [block[0].numel() for block in blocks]
+        draws = torch.rand(sum(sizes), generator=self.generator, dtype=torch.float64).split(sizes)
         out = []
-        for block in blocks:
+        for block, uniform in zip(blocks, draws, strict=True):
             flat = block.reshape(block.shape[0], -1)
             signed_sum = flat.sum(dim=0)
             abs_sum = flat.abs().sum(dim=0)
             positive = abs_sum > 0
             purity = torch.where(positive, 0.5 * (1.0 + signed_sum / torch.where(positive, abs_sum, 1)), 0.5)
-            uniform = torch.rand(purity.shape, generator=self.generator, dtype=flat.dtype).to(flat.device)
+            uniform = uniform.to(dtype=flat.dtype, device=flat.device)
             keep = ((purity > uniform) & (flat > 0)) | ((purity < uniform) & (flat < 0))
             out.append((flat * keep).sum(dim=0).reshape(block.shape[1:]))
         return out

@@ -13,7 +13,6 @@ from apt.mtl.base import (
     SOLVER_FAILURE_POLICIES,
     GramianMethod,
     check_choice,
-    check_float,
     check_int,
     solve_quietly,
 )
@@ -61,7 +60,6 @@ class NashMTL(GramianMethod):
         super().__init__(n_tasks, generator=generator, max_norm=max_norm)
         self.update_weights_every = check_int("update_weights_every", update_weights_every, 1)
         self.optim_niter = check_int("optim_niter", optim_niter, 1)
-        self.max_norm = check_float("max_norm", max_norm, low=0.0)
         self.on_solver_failure = check_choice("on_solver_failure", on_solver_failure, SOLVER_FAILURE_POLICIES)
         self.previous_alpha = np.ones(n_tasks)
         self.step_counter = 0

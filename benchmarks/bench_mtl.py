@@ -1,0 +1,234 @@
+"""Per-step cost of every MTL method, as ratios, on a real model and batch (CPU, warm).
+
+One step = zero_grad + forward + the method's backward (+ FAMO's extra forward and logit update), the way a
+training loop runs it. Reported per method: median seconds and the ratio to
+  (a) LS through apt.mtl.mtl_backward (one backward),
+  (b) a plain loop of K backward passes collecting each task's shared gradient (what LibMTL's
+      ``_compute_grad(mode='backward')`` does) — the cost floor of any parameter-level gradient method,
+  (c) TorchJD 0.18's equivalent (autojac ``mtl_backward`` + ``jac_to_grad`` with its aggregator) where it
+      exists and its optional dependencies are installed (not UPGrad: quadprog; not Nash-MTL: ECOS).
+      TorchJD's autojac vmaps the backward; on the QM9 MPNN the GRU backward has no batching rule
+      (torch warns "performance drop ... aten::mkldnn_rnn_layer_backward") and one step takes minutes:
+      use --no-torchjd there.
+Methods that support representation-level gradients are also timed with ``features`` ("<name>@features").
+Methods are timed round-robin (one step each per round) so that load from other processes hits all alike.
+
+Models: ``--model real`` imports apt.benchmarks.qm9.QM9Benchmark / apt.benchmarks.celeba.CelebABenchmark and
+calls build_model(); ``--model replica`` uses the faithful replicas below (the lineage QM9 MPNN and CelebA CNN)
+for machines where those modules are not there yet. Inputs are random (shapes of the real data: QM9-like
+complete graphs of 18 atoms; 64×64 images); losses are per-task MSE (the cost is what matters here).
+
+    python benchmarks/bench_mtl.py --benchmark qm9 --model replica --batch-size 32 --rounds 3
+    python benchmarks/bench_mtl.py --benchmark celeba --model replica --batch-size 16 --rounds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from apt.benchmarks.base import MTLModel
+from apt.mtl import METHODS, SolverFailureWarning, make_method, method_info, mtl_backward
+
+
+
+def _torchjd_aggregators() -> dict[str, Callable[[int], Any]]:
+    from torchjd import aggregation as tja
+
+    return {
+        "mgda": lambda k: tja.MGDA(),
+        "pcgrad": lambda k: tja.PCGrad(),
+        "graddrop": lambda k: tja.GradDrop(),
+        "cagrad": lambda k: tja.CAGrad(c=0.4),
+        "imtl_g": lambda k: tja.IMTLG(),
+        "fairgrad": lambda k: tja.FairGrad(alpha=2.0),
+    }
+
+
+class ReplicaMPNN(MTLModel):
+    """The lineage QM9 MPNN: Linear(11,64) → NNConv(64,64, edge net 5→128→4096, mean) + GRU, 3 times →
+    Set2Set(3) → Linear(128,64) → 11 Linear(64,1) heads (Nash-MTL/FAMO experiments/quantum_chemistry)."""
+
+    def __init__(self, n_tasks: int = 11, dim: int = 64) -> None:
+        super().__init__()
+        from torch_geometric.nn import NNConv, Set2Set
+
+        edge_net = nn.Sequential(nn.Linear(5, 128), nn.ReLU(), nn.Linear(128, dim * dim))
+        self.shared = nn.ModuleDict({
+            "lin0": nn.Linear(11, dim), "conv": NNConv(dim, dim, edge_net, aggr="mean"), "gru": nn.GRU(dim, dim),
+            "set2set": Set2Set(dim, processing_steps=3), "lin1": nn.Linear(2 * dim, dim),
+        })
+        self.heads = nn.ModuleList(nn.Linear(dim, 1) for _ in range(n_tasks))
+
+    def shared_forward(self, data: Any) -> Tensor:
+        s = self.shared
+        out = F.relu(s["lin0"](data.x))
+        h = out.unsqueeze(0)
+        for _ in range(3):
+            m = F.relu(s["conv"](out, data.edge_index, data.edge_attr))
+            out, h = s["gru"](m.unsqueeze(0), h)
+            out = out.squeeze(0)
+        return F.relu(s["lin1"](s["set2set"](out, data.batch)))
+
+
+class ReplicaCelebaCNN(MTLModel):
+    """The lineage CelebA CNN: 7 conv(3×3)+BN+ReLU (64→128→128→256→256→512→512, max-pools) → avg-pool →
+    2 × (Linear(512,512)+BN+ReLU) → 40 Linear(512,1) heads (FAMO experiments/celeba/models.py)."""
+
+    def __init__(self, n_tasks: int = 40) -> None:
+        super().__init__()
+
+        def block(c_in: int, c_out: int) -> list[nn.Module]:
+            return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+
+        self.shared = nn.Sequential(
+            *block(3, 64), nn.MaxPool2d(2), *block(64, 128), *block(128, 128), nn.MaxPool2d(2),
+            *block(128, 256), *block(256, 256), nn.MaxPool2d(2), *block(256, 512), *block(512, 512),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+            nn.Linear(512, 512, bias=False), nn.BatchNorm1d(512), nn.ReLU(inplace=True),
+            nn.Linear(512, 512, bias=False), nn.BatchNorm1d(512), nn.ReLU(inplace=True),
+        )
+        self.heads = nn.ModuleList(nn.Linear(512, 1) for _ in range(n_tasks))
+
+
+def random_molecules(n_graphs: int, n_atoms: int, generator: torch.Generator) -> Any:
+    """A PyG batch of complete graphs with QM9's feature sizes (11 atom features, 5 edge features)."""
+    from torch_geometric.data import Batch, Data
+
+    index = torch.arange(n_atoms)
+    src, dst = torch.meshgrid(index, index, indexing="ij")
+    off_diagonal = src != dst
+    edge_index = torch.stack([src[off_diagonal], dst[off_diagonal]])
+    graphs = [Data(x=torch.randn(n_atoms, 11, generator=generator), edge_index=edge_index,
+                   edge_attr=torch.randn(edge_index.shape[1], 5, generator=generator)) for _ in range(n_graphs)]
+    return Batch.from_data_list(graphs)
+
+
+def build(benchmark: str, model_kind: str, batch_size: int) -> tuple[MTLModel, Any, Tensor]:
+    generator = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)
+    if benchmark == "qm9":
+        if model_kind == "real":
+            from apt.benchmarks.qm9 import QM9Benchmark
+            model = QM9Benchmark().build_model()
+        else:
+            model = ReplicaMPNN()
+        inputs = random_molecules(batch_size, 18, generator)
+    else:
+        if model_kind == "real":
+            from apt.benchmarks.celeba import CelebABenchmark
+            model = CelebABenchmark().build_model()
+        else:
+            model = ReplicaCelebaCNN()
+        inputs = torch.randn(batch_size, 3, 64, 64, generator=generator)
+    n_tasks = len(model.heads)
+    return model, inputs, torch.randn(batch_size, n_tasks, generator=generator)
+
+
+def task_losses(model: MTLModel, inputs: Any, targets: Tensor) -> tuple[list[Tensor], Tensor]:
+    """K scalar losses (a list: TorchJD differentiates each one separately) and the shared features."""
+    features = model.shared_forward(inputs)
+    outputs = model.heads_forward(features)
+    return [F.mse_loss(out.reshape(-1), targets[:, k]) for k, out in enumerate(outputs)], features
+
+
+def make_steps(model: MTLModel, inputs: Any, targets: Tensor, names: list[str], with_torchjd: bool
+               ) -> dict[str, Callable[[], None]]:
+    shared, heads = model.shared_parameters(), model.task_parameters()
+    n_tasks = len(heads)
+    steps: dict[str, Callable[[], None]] = {}
+
+    def apt_step(name: str, use_features: bool) -> Callable[[], None]:
+        method = make_method(name, n_tasks)
+
+        def step() -> None:
+            model.zero_grad(set_to_none=True)
+            losses, features = task_losses(model, inputs, targets)
+            mtl_backward(losses, shared, method, task_params=heads, features=features if use_features else None)
+            if method.requires_after_step:
+                with torch.no_grad():
+                    method.after_step(torch.stack(task_losses(model, inputs, targets)[0]))
+        return step
+
+    for name in names:
+        steps[name] = apt_step(name, False)
+        if method_info(name).supports_features:
+            steps[f"{name}@features"] = apt_step(name, True)
+
+    def plain_loop() -> None:
+        model.zero_grad(set_to_none=True)
+        losses, _ = task_losses(model, inputs, targets)
+        rows = []
+        for k in range(n_tasks):
+            losses[k].backward(retain_graph=k < n_tasks - 1)
+            rows.append(torch.cat([p.grad.flatten() for p in shared]))
+            for p in shared:
+                p.grad = None
+        torch.stack(rows)
+    steps["loop_K_backward"] = plain_loop
+
+    if with_torchjd:
+        from torchjd.autojac import jac_to_grad
+        from torchjd.autojac import mtl_backward as torchjd_mtl_backward
+
+        for name, factory in _torchjd_aggregators().items():
+            if name not in names:
+                continue
+            aggregator = factory(n_tasks)
+
+            def torchjd_step(aggregator: Any = aggregator) -> None:
+                model.zero_grad(set_to_none=True)
+                losses, features = task_losses(model, inputs, targets)
+                torchjd_mtl_backward(losses, features=features, tasks_params=heads, shared_params=shared)
+                jac_to_grad(shared, aggregator)
+            steps[f"torchjd:{name}"] = torchjd_step
+    return steps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--benchmark", choices=("qm9", "celeba"), required=True)
+    parser.add_argument("--model", choices=("real", "replica"), default="real")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated apt.mtl method names")
+    parser.add_argument("--no-torchjd", action="store_true")
+    args = parser.parse_args()
+    names = [n for n in args.methods.split(",") if n]
+    for name in names:
+        method_info(name)
+    warnings.simplefilter("ignore", SolverFailureWarning)
+
+    model, inputs, targets = build(args.benchmark, args.model, args.batch_size)
+    model.train()
+    n_shared = sum(p.numel() for p in model.shared_parameters())
+    print(f"{args.benchmark} ({args.model}): K={len(model.heads)}, shared params={n_shared:,}, "
+          f"batch={args.batch_size}, threads={torch.get_num_threads()}, rounds={args.rounds}")
+    steps = make_steps(model, inputs, targets, [*dict.fromkeys(["ls", *names])], not args.no_torchjd)
+    for step in steps.values():  # warm-up
+        step()
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(args.rounds):
+        for name, step in steps.items():
+            started = time.perf_counter()
+            step()
+            times[name].append(time.perf_counter() - started)
+    median = {name: statistics.median(ts) for name, ts in times.items()}
+    print(f"{'step':24s} {'median s':>9s} {'/LS':>7s} {'/loop':>7s} {'/torchjd':>9s}")
+    for name, seconds in median.items():
+        base = name.split("@")[0]
+        torchjd = median.get(f"torchjd:{base}") if not name.startswith("torchjd:") and "@" not in name else None
+        print(f"{name:24s} {seconds:9.3f} {seconds / median['ls']:7.2f} {seconds / median['loop_K_backward']:7.2f} "
+              f"{(seconds / torchjd) if torchjd else float('nan'):9.2f}")
+
+
+if __name__ == "__main__":
+    main()
