@@ -86,6 +86,7 @@ class _EpochLog:
     val_metrics: dict[str, float] | None
     test_metrics: dict[str, float]
     val_delta_m: float | None
+    solver_failures: int
     seconds: float
 
 
@@ -147,7 +148,7 @@ class _Training:
                    total=self.protocol.epochs, file=sys.stderr)
         for epoch in bar:
             started = time.perf_counter()
-            train_losses = self._train_epoch(epoch)
+            train_losses, solver_failures = self._train_epoch(epoch)
             val = self._evaluate(self.splits.val) if self.splits.val is not None else None
             test = self._evaluate(self.splits.test)
             val_delta = self._selection_delta_m(val) if val is not None else None
@@ -156,27 +157,30 @@ class _Training:
             seconds = time.perf_counter() - started
             self.wall_seconds += seconds
             self.history.append(
-                _EpochLog(epoch, self.optimizer.param_groups[0]["lr"], train_losses, val, test, val_delta, seconds).__dict__
+                _EpochLog(epoch, self.optimizer.param_groups[0]["lr"], train_losses, val, test, val_delta,
+                          solver_failures, seconds).__dict__
             )
             bar.set_postfix(loss=f"{sum(train_losses):.4g}")
             save_checkpoint(self.checkpoint_path, self._state())
         return self._record()
 
-    def _train_epoch(self, epoch: int) -> list[float]:
+    def _train_epoch(self, epoch: int) -> tuple[list[float], int]:
+        """One pass over the training set: (mean loss of each trained task, failed solves of the method)."""
         self.model.train()
         loader = self.bench.loader(
             self.splits.train, self.protocol.batch_size, shuffle=True, generator=self.batch_generator
         )
         totals = torch.zeros(len(self.trained_tasks), dtype=torch.float64)
-        batches = 0
+        batches = solver_failures = 0
         for batch in tqdm(loader, desc=f"epoch {epoch}", leave=False, disable=not self.progress, file=sys.stderr):
             inputs, targets = self.bench.inputs_targets(batch, self.device)
-            losses = self._train_step(inputs, targets)
+            losses, info = self._train_step(inputs, targets)
             totals += losses.detach().double().cpu()
+            solver_failures += info.solver_failures
             batches += 1
-        return (totals / max(batches, 1)).tolist()
+        return (totals / max(batches, 1)).tolist(), solver_failures
 
-    def _train_step(self, inputs: Any, targets: Any) -> Tensor:
+    def _train_step(self, inputs: Any, targets: Any) -> tuple[Tensor, Any]:
         config = self.config
         self.optimizer.zero_grad(set_to_none=True)
         if self.method_optimizer is not None:
@@ -208,7 +212,7 @@ class _Training:
         if record_diagnostics:
             self._log_diagnostics(info)
         self.global_step += 1
-        return losses
+        return losses, info
 
     def _log_diagnostics(self, info: Any) -> None:
         row: dict[str, Any] = {"step": self.global_step, **self.optimizer.step_diagnostics}

@@ -32,6 +32,9 @@ def test_smoke_run_writes_a_complete_record(benchmark_name, method, optimizer, t
     assert list(final) == record["benchmark"]["metric_names"]
     assert all(math.isfinite(v) for v in final.values()), final
     assert all(math.isfinite(x) for e in record["epochs"] for x in e["train_losses"])
+    assert all(e["solver_failures"] >= 0 for e in record["epochs"])
+    if method in ("ls", "famo", "mgda"):  # no convex program that can fail
+        assert all(e["solver_failures"] == 0 for e in record["epochs"])
     assert record["environment"]["torch"].startswith("2.13")
     assert record_path(config, tmp_path / "results").exists()
     assert not list((tmp_path / "runs").rglob("*.pt")), "the checkpoint is removed once the record exists"
