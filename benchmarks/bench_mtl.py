@@ -13,13 +13,11 @@ training loop runs it. Reported per method: median seconds and the ratio to
 Methods that support representation-level gradients are also timed with ``features`` ("<name>@features").
 Methods are timed round-robin (one step each per round) so that load from other processes hits all alike.
 
-Models: ``--model real`` imports apt.benchmarks.qm9.QM9Benchmark / apt.benchmarks.celeba.CelebABenchmark and
-calls build_model(); ``--model replica`` uses the faithful replicas below (the lineage QM9 MPNN and CelebA CNN)
-for machines where those modules are not there yet. Inputs are random (shapes of the real data: QM9-like
+Models: the benchmarks' own ``build_model()`` (apt.benchmarks.qm9 / apt.benchmarks.celeba). Inputs are random (shapes of the real data: QM9-like
 complete graphs of 18 atoms; 64×64 images); losses are per-task MSE (the cost is what matters here).
 
-    python benchmarks/bench_mtl.py --benchmark qm9 --model replica --batch-size 32 --rounds 3
-    python benchmarks/bench_mtl.py --benchmark celeba --model replica --batch-size 16 --rounds 3
+    python benchmarks/bench_mtl.py --benchmark qm9 --batch-size 32 --rounds 3
+    python benchmarks/bench_mtl.py --benchmark celeba --batch-size 16 --rounds 3
 """
 
 from __future__ import annotations
@@ -33,7 +31,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from apt.benchmarks.base import MTLModel
 from apt.mtl import METHODS, SolverFailureWarning, make_method, method_info, mtl_backward
@@ -53,52 +51,6 @@ def _torchjd_aggregators() -> dict[str, Callable[[int], Any]]:
     }
 
 
-class ReplicaMPNN(MTLModel):
-    """The lineage QM9 MPNN: Linear(11,64) → NNConv(64,64, edge net 5→128→4096, mean) + GRU, 3 times →
-    Set2Set(3) → Linear(128,64) → 11 Linear(64,1) heads (Nash-MTL/FAMO experiments/quantum_chemistry)."""
-
-    def __init__(self, n_tasks: int = 11, dim: int = 64) -> None:
-        super().__init__()
-        from torch_geometric.nn import NNConv, Set2Set
-
-        edge_net = nn.Sequential(nn.Linear(5, 128), nn.ReLU(), nn.Linear(128, dim * dim))
-        self.shared = nn.ModuleDict({
-            "lin0": nn.Linear(11, dim), "conv": NNConv(dim, dim, edge_net, aggr="mean"), "gru": nn.GRU(dim, dim),
-            "set2set": Set2Set(dim, processing_steps=3), "lin1": nn.Linear(2 * dim, dim),
-        })
-        self.heads = nn.ModuleList(nn.Linear(dim, 1) for _ in range(n_tasks))
-
-    def shared_forward(self, data: Any) -> Tensor:
-        s = self.shared
-        out = F.relu(s["lin0"](data.x))
-        h = out.unsqueeze(0)
-        for _ in range(3):
-            m = F.relu(s["conv"](out, data.edge_index, data.edge_attr))
-            out, h = s["gru"](m.unsqueeze(0), h)
-            out = out.squeeze(0)
-        return F.relu(s["lin1"](s["set2set"](out, data.batch)))
-
-
-class ReplicaCelebaCNN(MTLModel):
-    """The lineage CelebA CNN: 7 conv(3×3)+BN+ReLU (64→128→128→256→256→512→512, max-pools) → avg-pool →
-    2 × (Linear(512,512)+BN+ReLU) → 40 Linear(512,1) heads (FAMO experiments/celeba/models.py)."""
-
-    def __init__(self, n_tasks: int = 40) -> None:
-        super().__init__()
-
-        def block(c_in: int, c_out: int) -> list[nn.Module]:
-            return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
-
-        self.shared = nn.Sequential(
-            *block(3, 64), nn.MaxPool2d(2), *block(64, 128), *block(128, 128), nn.MaxPool2d(2),
-            *block(128, 256), *block(256, 256), nn.MaxPool2d(2), *block(256, 512), *block(512, 512),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-            nn.Linear(512, 512, bias=False), nn.BatchNorm1d(512), nn.ReLU(inplace=True),
-            nn.Linear(512, 512, bias=False), nn.BatchNorm1d(512), nn.ReLU(inplace=True),
-        )
-        self.heads = nn.ModuleList(nn.Linear(512, 1) for _ in range(n_tasks))
-
-
 def random_molecules(n_graphs: int, n_atoms: int, generator: torch.Generator) -> Any:
     """A PyG batch of complete graphs with QM9's feature sizes (11 atom features, 5 edge features)."""
     from torch_geometric.data import Batch, Data
@@ -112,22 +64,19 @@ def random_molecules(n_graphs: int, n_atoms: int, generator: torch.Generator) ->
     return Batch.from_data_list(graphs)
 
 
-def build(benchmark: str, model_kind: str, batch_size: int) -> tuple[MTLModel, Any, Tensor]:
+def build(benchmark: str, batch_size: int) -> tuple[MTLModel, Any, Tensor]:
+    """The benchmark's real model (``build_model()``) with a random batch of the real input shapes."""
     generator = torch.Generator().manual_seed(0)
     torch.manual_seed(0)
     if benchmark == "qm9":
-        if model_kind == "real":
-            from apt.benchmarks.qm9 import QM9Benchmark
-            model = QM9Benchmark().build_model()
-        else:
-            model = ReplicaMPNN()
+        from apt.benchmarks.qm9 import QM9Benchmark
+
+        model = QM9Benchmark().build_model()
         inputs = random_molecules(batch_size, 18, generator)
     else:
-        if model_kind == "real":
-            from apt.benchmarks.celeba import CelebABenchmark
-            model = CelebABenchmark().build_model()
-        else:
-            model = ReplicaCelebaCNN()
+        from apt.benchmarks.celeba import CelebABenchmark
+
+        model = CelebABenchmark().build_model()
         inputs = torch.randn(batch_size, 3, 64, 64, generator=generator)
     n_tasks = len(model.heads)
     return model, inputs, torch.randn(batch_size, n_tasks, generator=generator)
@@ -196,7 +145,6 @@ def make_steps(model: MTLModel, inputs: Any, targets: Tensor, names: list[str], 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--benchmark", choices=("qm9", "celeba"), required=True)
-    parser.add_argument("--model", choices=("real", "replica"), default="real")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated apt.mtl method names")
@@ -207,10 +155,10 @@ def main() -> None:
         method_info(name)
     warnings.simplefilter("ignore", SolverFailureWarning)
 
-    model, inputs, targets = build(args.benchmark, args.model, args.batch_size)
+    model, inputs, targets = build(args.benchmark, args.batch_size)
     model.train()
     n_shared = sum(p.numel() for p in model.shared_parameters())
-    print(f"{args.benchmark} ({args.model}): K={len(model.heads)}, shared params={n_shared:,}, "
+    print(f"{args.benchmark}: K={len(model.heads)}, shared params={n_shared:,}, "
           f"batch={args.batch_size}, threads={torch.get_num_threads()}, rounds={args.rounds}")
     steps = make_steps(model, inputs, targets, [*dict.fromkeys(["ls", *names])], not args.no_torchjd)
     for step in steps.values():  # warm-up
