@@ -2,14 +2,9 @@
 
     PYTHONPATH=. python benchmarks/bench_optim.py [--rounds 7] [--steps 5] [--models qm9 celeba] [--threads 2]
 
-Parameter sets: the benchmark models are built elsewhere (``apt.benchmarks.qm9.QM9Benchmark().build_model()``,
-``apt.benchmarks.celeba.CelebABenchmark().build_model()``) and are not in this worktree yet, so the parameter
-*shapes* are written out here from BENCHMARKS.md §1 / TOOLCHAIN.md and the lineage code:
-  qm9     the lineage MPNN (dim 64): Linear(11,64); NNConv edge net Linear(5,128)-ReLU-Linear(128,4096) + root
-          weight [64,64] + bias; GRU(64,64); Set2Set(64, 3) (an LSTM(128,64)); Linear(128,64); 11 Linear(64,1).
-  celeba  the 9-layer CNN (FAMO experiments/celeba/models.py): 7 bias-free 3×3 convs 3→64→128→128→256→256→512→512
-          with BatchNorm, 2 bias-free Linear(512,512) with BatchNorm1d, 40 Linear(512,1) heads.
-Muon excludes the input layers (lin0 and the edge network's first layer; the first conv) and the heads.
+Parameter sets: the names and shapes of the benchmarks' real models (``build_model()`` of apt.benchmarks.qm9,
+the lineage MPNN, and apt.benchmarks.celeba, the 9-layer CNN); Muon excludes what ``muon_excluded_names()``
+says (input layers and heads).
 Only the step is timed (gradients are fixed random tensors), so the ratios isolate optimizer cost.
 
 Ratios (median over rounds of the per-step time; each round runs every configuration once, interleaved):
@@ -38,41 +33,15 @@ from apt.optim import make_optimizer, muon_param_groups
 Shape = tuple[int, ...]
 
 
-def qm9_shapes() -> tuple[list[tuple[str, Shape]], set[str]]:
-    dim = 64
-    shapes: list[tuple[str, Shape]] = [
-        ("lin0.weight", (dim, 11)), ("lin0.bias", (dim,)),
-        ("conv.nn.0.weight", (128, 5)), ("conv.nn.0.bias", (128,)),
-        ("conv.nn.2.weight", (dim * dim, 128)), ("conv.nn.2.bias", (dim * dim,)),
-        ("conv.lin.weight", (dim, dim)), ("conv.bias", (dim,)),
-        ("gru.weight_ih_l0", (3 * dim, dim)), ("gru.weight_hh_l0", (3 * dim, dim)),
-        ("gru.bias_ih_l0", (3 * dim,)), ("gru.bias_hh_l0", (3 * dim,)),
-        ("set2set.lstm.weight_ih_l0", (4 * dim, 2 * dim)), ("set2set.lstm.weight_hh_l0", (4 * dim, dim)),
-        ("set2set.lstm.bias_ih_l0", (4 * dim,)), ("set2set.lstm.bias_hh_l0", (4 * dim,)),
-        ("lin1.weight", (dim, 2 * dim)), ("lin1.bias", (dim,)),
-    ]
-    for task in range(11):
-        shapes += [(f"heads.{task}.weight", (1, dim)), (f"heads.{task}.bias", (1,))]
-    excluded = {"lin0.weight", "conv.nn.0.weight"} | {f"heads.{t}.weight" for t in range(11)}
-    return shapes, excluded
+def model_shapes(benchmark: str) -> tuple[list[tuple[str, Shape]], set[str]]:
+    """(name, shape) of every parameter of the benchmark's real model, and the names Muon must not take."""
+    from apt.benchmarks import get_benchmark
+
+    model = get_benchmark(benchmark).build_model()
+    return [(name, tuple(p.shape)) for name, p in model.named_parameters()], model.muon_excluded_names()
 
 
-def celeba_shapes() -> tuple[list[tuple[str, Shape]], set[str]]:
-    channels = [3, 64, 128, 128, 256, 256, 512, 512]
-    shapes: list[tuple[str, Shape]] = []
-    for index, (c_in, c_out) in enumerate(zip(channels, channels[1:])):
-        shapes += [(f"conv{index}.weight", (c_out, c_in, 3, 3)), (f"bn{index}.weight", (c_out,)),
-                   (f"bn{index}.bias", (c_out,))]
-    for index in range(2):
-        shapes += [(f"fc{index}.weight", (512, 512)), (f"fc_bn{index}.weight", (512,)), (f"fc_bn{index}.bias", (512,))]
-    for task in range(40):
-        shapes += [(f"heads.{task}.weight", (1, 512)), (f"heads.{task}.bias", (1,))]
-    excluded = {"conv0.weight"} | {f"heads.{t}.weight" for t in range(40)}
-    return shapes, excluded
-
-
-PARAMETER_SETS: dict[str, Callable[[], tuple[list[tuple[str, Shape]], set[str]]]] = {
-    "qm9": qm9_shapes, "celeba": celeba_shapes}
+PARAMETER_SETS: tuple[str, ...] = ("qm9", "celeba")
 
 
 def make_parameters(shapes: list[tuple[str, Shape]], seed: int = 0, as_matrices: bool = False,
@@ -151,7 +120,7 @@ def time_steps(optimizer: object, steps: int) -> float:
 
 
 def measure(model: str, rounds: int, steps: int, warmup: int) -> dict[str, float]:
-    shapes, excluded = PARAMETER_SETS[model]()
+    shapes, excluded = model_shapes(model)
     builders = configurations(shapes, excluded)
     optimizers = {name: build() for name, build in builders.items()}
     for optimizer in optimizers.values():
@@ -165,7 +134,7 @@ def measure(model: str, rounds: int, steps: int, warmup: int) -> dict[str, float
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", default=list(PARAMETER_SETS), choices=list(PARAMETER_SETS))
+    parser.add_argument("--models", nargs="+", default=list(PARAMETER_SETS), choices=PARAMETER_SETS)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=5)
@@ -175,7 +144,7 @@ def main() -> None:
     print(f"torch {torch.__version__}, {args.threads} threads, median of {args.rounds} rounds × {args.steps} steps\n")
     results = {model: measure(model, args.rounds, args.steps, args.warmup) for model in args.models}
     for model, times in results.items():
-        n_params = sum(int(torch.tensor(s).prod()) for _, s in PARAMETER_SETS[model]()[0])
+        n_params = sum(int(torch.tensor(s).prod()) for _, s in model_shapes(model)[0])
         print(f"## {model} ({n_params:,} parameters): step time, ms")
         for name, seconds in times.items():
             print(f"  {name:<22} {1e3 * seconds:9.3f}")
