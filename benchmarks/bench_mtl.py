@@ -35,6 +35,7 @@ from torch import Tensor
 
 from apt.benchmarks.base import MTLModel
 from apt.mtl import METHODS, SolverFailureWarning, make_method, method_info, mtl_backward
+from report import save_measurements  # benchmarks/report.py (the script's folder is on sys.path)
 
 
 
@@ -149,6 +150,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated apt.mtl method names")
     parser.add_argument("--no-torchjd", action="store_true")
+    parser.add_argument("--json", default=None, help="also save the measurements (with provenance) to this file")
     args = parser.parse_args()
     names = [n for n in args.methods.split(",") if n]
     for name in names:
@@ -170,12 +172,20 @@ def main() -> None:
             step()
             times[name].append(time.perf_counter() - started)
     median = {name: statistics.median(ts) for name, ts in times.items()}
+    ratios = {}
     print(f"{'step':24s} {'median s':>9s} {'/LS':>7s} {'/loop':>7s} {'/torchjd':>9s}")
     for name, seconds in median.items():
         base = name.split("@")[0]
         torchjd = median.get(f"torchjd:{base}") if not name.startswith("torchjd:") and "@" not in name else None
-        print(f"{name:24s} {seconds:9.3f} {seconds / median['ls']:7.2f} {seconds / median['loop_K_backward']:7.2f} "
-              f"{(seconds / torchjd) if torchjd else float('nan'):9.2f}")
+        ratios[name] = {"ls": seconds / median["ls"], "loop": seconds / median["loop_K_backward"],
+                        "torchjd": seconds / torchjd if torchjd else None}
+        print(f"{name:24s} {seconds:9.3f} {ratios[name]['ls']:7.2f} {ratios[name]['loop']:7.2f} "
+              f"{ratios[name]['torchjd'] or float('nan'):9.2f}")
+    if args.json:
+        save_measurements(args.json, {"benchmark": args.benchmark, "n_tasks": len(model.heads),
+                                      "shared_parameters": n_shared, "batch_size": args.batch_size,
+                                      "rounds": args.rounds, "threads": torch.get_num_threads(),
+                                      "median_seconds": median, "ratios": ratios})
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from apt.optim import make_optimizer, muon_param_groups
+from report import save_measurements
 
 Shape = tuple[int, ...]
 
@@ -139,6 +140,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--json", default=None, help="also save the measurements (with provenance) to this file")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} threads, median of {args.rounds} rounds × {args.steps} steps\n")
@@ -155,6 +157,10 @@ def main() -> None:
     for numerator, denominator in RATIOS:
         cells = " | ".join(f"{times[numerator] / times[denominator]:.2f}" for times in results.values())
         print(f"| {numerator} / {denominator} | {cells} |")
+    if args.json:
+        ratios = {f"{n} / {d}": {model: times[n] / times[d] for model, times in results.items()} for n, d in RATIOS}
+        save_measurements(args.json, {"threads": args.threads, "rounds": args.rounds, "steps": args.steps,
+                                      "median_seconds": results, "ratios": ratios})
 
 
 if __name__ == "__main__":

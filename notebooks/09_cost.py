@@ -1,0 +1,104 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# (chapter-cost)=
+# # What a step costs: MTL methods and optimizers
+#
+# A method that needs the $K$ task gradients pays for them: on a network, each row of the Jacobian
+# $J \in \mathbb{R}^{K \times P}$ is one more backward pass, while a loss-based method (LS, SI, RLW, DWA, UW,
+# FAMO) needs one backward of $\sum_k w_k \ell_k$. Optimizers add their own cost: Muon orthogonalizes every
+# hidden matrix by five Newton–Schulz iterations, APT computes a cosine per tensor. This chapter shows the
+# measured per-step costs as **ratios** against a baseline timed in the same run (absolute times depend on
+# the machine, ratios much less). The numbers are not computed while the book builds: they come from the
+# speed benchmark scripts in `benchmarks/`, which save their measurements together with the exact command,
+# date, package versions and processor; the tables below print those alongside.
+
+# %% tags=["parameters"]
+profile = "cpu"
+device = "cpu"
+seed = 0
+data_dir = None
+results_dir = None
+
+# %%
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from apt.data_dir import REPO_ROOT
+
+# Speed measurements belong to a machine, not to a profile: one folder for all profiles.
+COST_DIR = REPO_ROOT / "results" / "cost"
+
+
+def load(name: str) -> dict | None:
+    path = COST_DIR / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def provenance(measurement: dict) -> str:
+    env = measurement["environment"]
+    return (f"`{measurement['command']}` on {measurement['date']}: torch {env['torch']}, {env['cpu_count']} CPUs "
+            f"({env['processor']}), {measurement.get('threads', env['torch_threads'])} threads, "
+            f"git {env['git_revision']}")
+
+
+# %% [markdown]
+# ## MTL methods: per-step cost relative to LS
+#
+# One step = forward, the method's backward (and FAMO's extra forward), on the benchmark's real model with a
+# random batch of the real input shapes. Columns: the step's median time over rounds divided by (a) LS's step,
+# (b) a plain loop of $K$ backward passes (LibMTL's way of getting $J$), (c) TorchJD's equivalent where it
+# exists. `name@features` takes the task gradients with respect to the shared representation instead of the
+# shared parameters (one backward per task through the heads only).
+
+# %%
+tables = {}
+for benchmark in ("qm9", "celeba"):
+    measurement = load(f"mtl_{benchmark}")
+    if measurement is None:
+        print(f"{benchmark}: not measured in this build (no {COST_DIR / f'mtl_{benchmark}.json'})")
+        continue
+    frame = pd.DataFrame(measurement["ratios"]).T.rename(columns={"ls": "/ LS", "loop": "/ K-backward loop",
+                                                                  "torchjd": "/ TorchJD"})
+    frame.insert(0, "median s", pd.Series(measurement["median_seconds"]))
+    tables[benchmark] = frame
+    print(f"{benchmark}: K = {measurement['n_tasks']}, {measurement['shared_parameters']:,} shared parameters, "
+          f"batch {measurement['batch_size']}, {measurement['rounds']} rounds\n  {provenance(measurement)}")
+    display(frame.round(2))
+
+# %% [markdown]
+# ## Optimizers: step time relative to torch's own
+#
+# Only `optimizer.step()` is timed, on the parameter sets of the real models with fixed random gradients.
+
+# %%
+measurement = load("optim")
+if measurement is None:
+    print(f"optimizers: not measured in this build (no {COST_DIR / 'optim.json'})")
+else:
+    print(provenance(measurement))
+    display(pd.DataFrame(measurement["ratios"]).T.round(2))
+
+# %% [markdown]
+# ## Reproduce
+#
+# ```bash
+# .venv/bin/python benchmarks/bench_mtl.py --benchmark qm9 --batch-size 32 --rounds 3 --no-torchjd --json results/cost/mtl_qm9.json
+# .venv/bin/python benchmarks/bench_mtl.py --benchmark celeba --batch-size 16 --rounds 3 --json results/cost/mtl_celeba.json
+# .venv/bin/python benchmarks/bench_optim.py --rounds 7 --steps 3 --json results/cost/optim.json
+# ```
+# TorchJD is left out on QM9: its Jacobian engine vmaps the backward, and PyTorch has no batching rule for the
+# GRU's backward, so one step takes minutes there.
