@@ -143,9 +143,10 @@ plt.show()
 # (the bowls reach $-20$): since $h_k \ge -20$, $0 \le c_2 < 1$ and $g_k c_1 > -6.3$, the infima are
 # $\ell_1^{\min} = -20 \cdot 0.1$ and $\ell_2^{\min} = -20$, which we pass as `min_losses`.
 #
-# Nash-MTL solves a small convex program at every step. Where it fails (near a Pareto-stationary point the
-# problem becomes degenerate), `apt.mtl` says so with a `SolverFailureWarning` instead of silently reusing the
-# previous weights; we count those warnings per run rather than print each one.
+# Nash-MTL solves a small convex program at every step. Where a solve fails, `apt.mtl` says so with a
+# `SolverFailureWarning` instead of silently reusing the previous weights (the reference code's behaviour with
+# a missing solver); we count those warnings per run rather than print each one. Where along the trajectories
+# the failures happen has not been examined yet: the counts below are all this chapter measures.
 
 # %%
 METHODS_SHOWN = ["ls", "mgda", "pcgrad", "cagrad", "imtl_g", "nash_mtl", "famo"]
