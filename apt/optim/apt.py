@@ -37,7 +37,7 @@ from apt.optim.diagnostics import DiagnosedOptimizer, MomentumView
 from apt.optim.direction import validate_preservation
 from apt.optim.momentum import (ADAPT_DIRECTIONS, COSINE_SCOPES, MOMENTUM_RULES, adaptive_beta, global_cosine,
                                 tensor_cosines, validate_beta_range, validate_choice)
-from apt.optim.muon import (muon_matrix_update, record_spectra, validate_adam_hyperparameters, validate_common,
+from apt.optim.muon import (muon_matrix_update, record_spectra, validate_adam_hyperparameters, validated_new_group,
                             validate_muon_hyperparameters, validate_muon_params)
 from apt.optim.newton_schulz import NS_COEFFICIENTS, NS_EPS, NS_STEPS
 
@@ -78,11 +78,7 @@ class APT(DiagnosedOptimizer):
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         super().add_param_group(param_group)
-        group, index = self.param_groups[-1], len(self.param_groups) - 1
-        where = f" (param group {index}, kind {group['kind']!r})"
-        if group["kind"] not in APT_BASES:
-            raise ValueError(f"kind={group['kind']!r} (param group {index}): allowed {APT_BASES}")
-        validate_common(group["lr"], group["weight_decay"], where)
+        group, index, where = validated_new_group(self, APT_BASES)
         try:
             validate_beta_range(group["beta_min"], group["beta_max"])
             validate_choice("momentum_rule", group["momentum_rule"], tuple(MOMENTUM_RULES))

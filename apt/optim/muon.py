@@ -125,6 +125,17 @@ def record_spectra(spectra: dict[str, dict[str, Tensor]], name: str, momentum_ma
     }
 
 
+def validated_new_group(optimizer: torch.optim.Optimizer, allowed_kinds: Collection[str]) -> tuple[dict, int, str]:
+    """The param group just added to ``optimizer`` and its index, after checking its kind, lr and weight decay; and the
+    " (param group i, kind k)" suffix that later error messages about it carry."""
+    group, index = optimizer.param_groups[-1], len(optimizer.param_groups) - 1
+    if group["kind"] not in allowed_kinds:
+        raise ValueError(f"kind={group['kind']!r} (param group {index}): allowed {tuple(allowed_kinds)}")
+    where = f" (param group {index}, kind {group['kind']!r})"
+    validate_common(group["lr"], group["weight_decay"], where)
+    return group, index, where
+
+
 def validate_common(lr: Any, weight_decay: Any, where: str = "") -> None:
     """lr > 0 (finite) and weight_decay ≥ 0, else ValueError naming the value (and the group)."""
     if isinstance(lr, Tensor) or not isinstance(lr, (int, float)) or not 0.0 < lr < math.inf:
@@ -192,11 +203,7 @@ class Muon(DiagnosedOptimizer):
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         super().add_param_group(param_group)
-        group, index = self.param_groups[-1], len(self.param_groups) - 1
-        where = f" (param group {index}, kind {group['kind']!r})"
-        if group["kind"] not in MUON_GROUP_KINDS:
-            raise ValueError(f"kind={group['kind']!r} (param group {index}): allowed {MUON_GROUP_KINDS}")
-        validate_common(group["lr"], group["weight_decay"], where)
+        group, index, where = validated_new_group(self, MUON_GROUP_KINDS)
         if group["kind"] == "muon":
             if not isinstance(group["momentum"], (int, float)) or not 0.0 <= group["momentum"] < 1.0:
                 raise ValueError(f"momentum={group['momentum']!r}{where}: must be a number in [0, 1)")
