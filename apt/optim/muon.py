@@ -126,8 +126,8 @@ def record_spectra(spectra: dict[str, dict[str, Tensor]], name: str, momentum_ma
 
 
 def validated_new_group(optimizer: torch.optim.Optimizer, allowed_kinds: Collection[str]) -> tuple[dict, int, str]:
-    """The param group just added to ``optimizer`` and its index, after checking its kind, lr and weight decay; and the
-    " (param group i, kind k)" suffix that later error messages about it carry."""
+    """(group, index, where) of the param group just added to ``optimizer``, after checking its kind, lr and
+    weight decay; ``where`` = " (param group i, kind k)" is the suffix of later error messages about it."""
     group, index = optimizer.param_groups[-1], len(optimizer.param_groups) - 1
     if group["kind"] not in allowed_kinds:
         raise ValueError(f"kind={group['kind']!r} (param group {index}): allowed {tuple(allowed_kinds)}")
