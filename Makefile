@@ -34,8 +34,11 @@ book: $(STAMP)
 
 # The test suite: unit, property, golden-value and end-to-end tests, then nbval over every notebook
 # executed with the smoke profile (into _build/smoke-notebooks, which plain pytest never collects).
+# nbval re-executes each notebook and compares its outputs with the papermill run's.
+# Smoke records go to a fresh folder each time, so the notebooks always exercise training, never stale records.
 test: $(STAMP)
-	$(PY) scripts/execute_notebooks.py --profile smoke --out _build/smoke-notebooks
+	rm -rf _build/smoke-notebooks _build/smoke-results
+	$(PY) scripts/execute_notebooks.py --profile smoke --out _build/smoke-notebooks --results-dir _build/smoke-results
 	$(PY) -m pytest tests _build/smoke-notebooks --nbval -p no:cacheprovider
 
 # Recompute the committed `cpu` records (skips records that already exist).
