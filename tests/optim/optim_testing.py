@@ -16,15 +16,11 @@ from torch import Tensor, nn
 N_TASKS = 3
 
 
-class ConvMTL(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.shared = nn.Sequential(
-            nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(8, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(16, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
-            nn.Flatten(), nn.Linear(16, 24), nn.BatchNorm1d(24), nn.ReLU())
-        self.heads = nn.ModuleList(nn.Linear(24, 1) for _ in range(N_TASKS))
+class _TrunkAndHeads(nn.Module):
+    """``self.shared`` (first layer at index 0) followed by one scalar head per task."""
+
+    shared: nn.Sequential
+    heads: nn.ModuleList
 
     def forward(self, x: Tensor) -> list[Tensor]:
         features = self.shared(x)
@@ -33,6 +29,17 @@ class ConvMTL(nn.Module):
     @staticmethod
     def muon_excluded() -> set[str]:
         return {"shared.0.weight"} | {f"heads.{k}.weight" for k in range(N_TASKS)}
+
+
+class ConvMTL(_TrunkAndHeads):
+    def __init__(self) -> None:
+        super().__init__()
+        self.shared = nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(8, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(16, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(), nn.Linear(16, 24), nn.BatchNorm1d(24), nn.ReLU())
+        self.heads = nn.ModuleList(nn.Linear(24, 1) for _ in range(N_TASKS))
 
     @staticmethod
     def batch(generator: torch.Generator) -> tuple[Tensor, Tensor]:
@@ -68,7 +75,7 @@ class GraphLikeMTL(nn.Module):
                 torch.randn(7, N_TASKS, generator=generator))
 
 
-class MLP(nn.Module):
+class MLP(_TrunkAndHeads):
     """Only Linear layers: every hidden weight is 2-D, so torch.optim.Muon can take them."""
 
     def __init__(self) -> None:
@@ -76,14 +83,6 @@ class MLP(nn.Module):
         self.shared = nn.Sequential(nn.Linear(6, 12), nn.Tanh(), nn.Linear(12, 20), nn.Tanh(),
                                     nn.Linear(20, 9), nn.Tanh())
         self.heads = nn.ModuleList(nn.Linear(9, 1) for _ in range(N_TASKS))
-
-    def forward(self, x: Tensor) -> list[Tensor]:
-        features = self.shared(x)
-        return [head(features).squeeze(-1) for head in self.heads]
-
-    @staticmethod
-    def muon_excluded() -> set[str]:
-        return {"shared.0.weight"} | {f"heads.{k}.weight" for k in range(N_TASKS)}
 
     @staticmethod
     def batch(generator: torch.Generator) -> tuple[Tensor, Tensor]:
