@@ -21,6 +21,7 @@ def test_record_round_trip_leaves_no_temporary_files(tmp_path):
     write_record(path, _record())
     assert read_record(path) == _record()
     assert [p.name for p in path.parent.iterdir()] == ["run.json"]
+    assert path.stat().st_mode & 0o777 == 0o644, "records are readable by others (shared stores, git)"
 
 
 def test_truncated_record_is_reported_with_its_path(tmp_path):
