@@ -229,15 +229,8 @@ class _Training:
             self.diagnostics.setdefault(key, []).append(value)
 
     # -- evaluation and selection ---------------------------------------------------------------------
-    @torch.no_grad()
     def _evaluate(self, dataset: Any) -> dict[str, float]:
-        self.model.eval()
-        accumulator = self.bench.metric_accumulator()
-        for batch in self.bench.loader(dataset, self.protocol.batch_size, shuffle=False, generator=None):
-            inputs, targets = self.bench.inputs_targets(batch, self.device)
-            accumulator.update(self.model(inputs), targets)
-        self.model.train()
-        return accumulator.compute()
+        return self.bench.evaluate(self.model, dataset, self.protocol.batch_size, self.device)
 
     def _trained_metric_indices(self) -> list[int]:
         return [i for i, task in enumerate(self.bench.metric_task) if task in self.trained_tasks]

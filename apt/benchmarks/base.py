@@ -200,3 +200,18 @@ class Benchmark(ABC):
     @abstractmethod
     def metric_accumulator(self) -> MetricAccumulator:
         """A fresh accumulator for one evaluation pass."""
+
+    @torch.no_grad()
+    def evaluate(
+        self, model: nn.Module, dataset: Dataset, batch_size: int, device: torch.device | str
+    ) -> dict[str, float]:
+        """The benchmark's metrics of ``model`` on ``dataset`` (eval mode, no gradients, in order; the model's
+        train/eval mode is restored afterwards)."""
+        was_training = model.training
+        model.eval()
+        accumulator = self.metric_accumulator()
+        for batch in self.loader(dataset, batch_size, shuffle=False, generator=None):
+            inputs, targets = self.inputs_targets(batch, device)
+            accumulator.update(model(inputs), targets)
+        model.train(was_training)
+        return accumulator.compute()

@@ -163,12 +163,7 @@ def test_end_to_end_smoke_pipeline(tiny_celeba, annotations) -> None:
     losses.sum().backward()
     assert all(p.grad is not None for p in model.shared_parameters())
     model.eval()
-    accumulator = bench.metric_accumulator()
-    with torch.no_grad():
-        for batch in bench.loader(splits.test, 4, shuffle=False, generator=None):
-            x, y = bench.inputs_targets(batch, "cpu")
-            accumulator.update(model(x), y)
-    metrics = accumulator.compute()
+    metrics = bench.evaluate(model, splits.test, 4, "cpu")
     assert list(metrics) == list(bench.metric_names) and all(0.0 <= v <= 1.0 for v in metrics.values())
 
 

@@ -295,11 +295,7 @@ def test_short_training_learns_multi_mnist() -> None:
             optimizer.zero_grad()
             bench.losses(model(x), y).sum().backward()
             optimizer.step()
-    accumulator = bench.metric_accumulator()
-    with torch.no_grad():
-        for batch in bench.loader(splits.test, 256, shuffle=False, generator=None):
-            x, y = bench.inputs_targets(batch, "cpu")
-            accumulator.update(model(x), y)
-    metrics = accumulator.compute()
+    metrics = bench.evaluate(model, splits.test, 256, "cpu")
+    assert model.training, "evaluate restores the train mode it found"
     assert list(metrics) == ["acc_left", "acc_right"]
     assert metrics["acc_left"] > 0.4 and metrics["acc_right"] > 0.4, metrics
