@@ -84,6 +84,17 @@ def main(argv: list[str] | None = None) -> int:
     sweep_parser.add_argument("--no-stl", action="store_true", help="do not add the single-task baselines")
     _add_common(sweep_parser)
 
+    grid_parser = commands.add_parser(
+        "grid", help="train the missing runs of the book's grids and ablations (apt.grids) at a profile")
+    grid_parser.add_argument("--profile", default="cpu", help="full | cpu | smoke (default cpu)")
+    grid_parser.add_argument("--benchmarks", type=_csv, default=None, help="default: every grid of the profile")
+    grid_parser.add_argument("--seeds", type=lambda s: [int(x) for x in _csv(s)], default=None)
+    grid_parser.add_argument("--no-ablations", action="store_true", help="leave out chapter 5's APT ablations")
+    grid_parser.add_argument("--dry-run", action="store_true", help="only say how many runs are missing")
+    grid_parser.add_argument("--data-dir", default=None, help="default: $APT_DATA_DIR or ../shared/data")
+    grid_parser.add_argument("--results-dir", type=Path, default=None, help="default: results/<profile>")
+    grid_parser.add_argument("--no-progress", action="store_true")
+
     list_parser = commands.add_parser("list", help="the stored records, or the known names")
     list_parser.add_argument("what", nargs="?", default="records", choices=["records", "names"])
     list_parser.add_argument("--profile", default="cpu")
@@ -108,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
         report = run_local(configs, results_dir=args.results_dir, progress=not args.no_progress)
         print(report.summary())
         return 1 if report.failed else 0
+    if args.command == "grid":
+        return _grid(args)
     if args.what == "names":
         from apt.benchmarks import BENCHMARKS
         from apt.mtl import METHODS
@@ -126,6 +139,28 @@ def main(argv: list[str] | None = None) -> int:
     if len(frame):
         print(frame.drop(columns=[c for c in frame.columns if c.startswith("test/")]).to_string(index=False))
     return 0
+
+
+def _grid(args: argparse.Namespace) -> int:
+    """Run what is missing of the book's runs; repeat while new runs appear (the fixed-β controls of chapter 5
+    exist only once the runs they take their β from are stored)."""
+    from apt.experiment import record_path
+    from apt.grids import book_configs
+    from apt.sweep import run_local
+
+    failed: dict[str, str] = {}
+    while True:
+        configs = book_configs(args.profile, benchmarks=args.benchmarks, seeds=args.seeds,
+                               ablations=not args.no_ablations, results_dir=args.results_dir,
+                               data_dir=args.data_dir)
+        missing = [c for c in configs if not record_path(c, args.results_dir).exists() and c.run_id not in failed]
+        print(f"{len(configs)} runs in the {args.profile} book grid selected; {len(missing)} missing")
+        if args.dry_run or not missing:
+            break
+        report = run_local(missing, results_dir=args.results_dir, progress=not args.no_progress)
+        print(report.summary())
+        failed.update(report.failed)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,204 @@
+"""The grids of runs the book reads: which (method, optimizer, seed) runs of which benchmark, per profile.
+
+One place says what each chapter's tables are made of, so that the chapters, ``make results`` and
+``python -m apt grid`` cannot disagree. A grid is the product methods × optimizers × seeds plus one single-task
+(STL) baseline per task and seed (Δm% is measured against same-profile baselines, DESIGN.md §4).
+
+Seed counts follow the noise measured on Multi-Fashion (TOOLCHAIN.md): a 0.5-point Δm% difference needs about
+5 seeds per arm paired by seed, so the Multi-* grids aim at 5 seeds on the benchmark that carries the claims
+(Multi-Fashion) and 2 on the other two; QM9 (one run costs 8× more with task gradients) aims at 3.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from apt.config import Config
+from apt.experiment import record_path
+from apt.mtl import METHODS, method_info
+from apt.store import read_record
+from apt.sweep import grid
+
+# The four optimizer settings every method is compared under (issue 9): the base optimizers and APT on each.
+BOOK_OPTIMIZERS: tuple[str, ...] = ("adam", "apt_adam", "muon", "apt_muon")
+APT_PAIRS: dict[str, str] = {"apt_adam": "adam", "apt_muon": "muon"}
+LOSS_METHODS: tuple[str, ...] = tuple(m for m in METHODS if method_info(m).kind == "loss")
+# The gradient-based methods run on QM9 at the `cpu` profile: 11 task backwards make each run ~8× an LS run.
+QM9_CPU_GRADIENT_METHODS: tuple[str, ...] = ("mgda", "imtl_g", "nash_mtl", "fairgrad")
+MULTI_BENCHMARKS: tuple[str, ...] = ("multi_mnist", "multi_fashion", "multi_fashion_mnist")
+
+
+@dataclass(frozen=True)
+class Grid:
+    """methods × optimizers × seeds of one benchmark (+ STL baselines), all at one profile."""
+
+    benchmark: str
+    methods: tuple[str, ...]
+    optimizers: tuple[str, ...]
+    seeds: tuple[int, ...]
+    stl: bool = True
+
+    def configs(self, profile: str, *, device: str = "cpu", data_dir: str | None = None) -> list[Config]:
+        """Every config of the grid, validated (the same configs ``python -m apt sweep`` builds)."""
+        return grid(self.benchmark, self.methods, self.optimizers, self.seeds, profile=profile, stl=self.stl,
+                    device=device, data_dir=data_dir)
+
+    @property
+    def size(self) -> int:
+        return len(self.methods) * len(self.optimizers) * len(self.seeds)
+
+
+def book_grids(profile: str) -> dict[str, Grid]:
+    """The grid of each benchmark the book's result chapters read at ``profile``.
+
+    smoke: two methods × two optimizers × one seed per benchmark: exercises every chapter's code in CI.
+    cpu: this machine's grid (see the module docstring for the seed counts). full: the published protocol's
+    scale for readers' GPUs, every method × the four optimizer settings × 3 seeds on every benchmark.
+    """
+    if profile == "smoke":
+        small = {"methods": ("ls", "mgda"), "optimizers": ("adam", "apt_adam"), "seeds": (0,)}
+        return {b: Grid(b, **small) for b in (*MULTI_BENCHMARKS, "qm9")}
+    if profile == "cpu":
+        grids = {b: Grid(b, METHODS, BOOK_OPTIMIZERS, (0, 1)) for b in MULTI_BENCHMARKS}
+        grids["multi_fashion"] = Grid("multi_fashion", METHODS, BOOK_OPTIMIZERS, (0, 1, 2, 3, 4))
+        grids["qm9"] = Grid("qm9", LOSS_METHODS + QM9_CPU_GRADIENT_METHODS, BOOK_OPTIMIZERS, (0, 1, 2))
+        return grids
+    if profile == "full":
+        return {b: Grid(b, METHODS, BOOK_OPTIMIZERS, (0, 1, 2))
+                for b in (*MULTI_BENCHMARKS, "qm9", "celeba", "nyuv2", "cityscapes")}
+    raise ValueError(f"unknown profile {profile!r}; known profiles: smoke, cpu, full")
+
+
+@dataclass
+class GridRecords:
+    """What the store holds of a grid: the records found and the configs still missing."""
+
+    grid: Grid
+    records: list[dict[str, Any]]
+    missing: list[Config]
+
+    @property
+    def coverage(self) -> str:
+        total = len(self.records) + len(self.missing)
+        return f"{len(self.records)} of {total} runs of the {self.grid.benchmark} grid are in the store"
+
+
+def load_grid(
+    grid_: Grid, profile: str, *, results_dir: Path | None = None, data_dir: str | None = None,
+    seeds: Sequence[int] | None = None,
+) -> GridRecords:
+    """The stored records of ``grid_`` (optionally only ``seeds``), read config by config (no other run leaks in:
+    a diagnostics run or another learning rate has another hash)."""
+    records, missing = [], []
+    for config in grid_.configs(profile, data_dir=data_dir):
+        if seeds is not None and config.seed not in seeds:
+            continue
+        path = record_path(config, results_dir)
+        if path.exists():
+            records.append(read_record(path))
+        else:
+            missing.append(config)
+    return GridRecords(grid_, records, missing)
+
+
+# ---- Chapter 5: ablations of APT's assumed rules (apt.optim.assumptions), each a change of one rule ----
+
+@dataclass(frozen=True)
+class Variant:
+    """One arm of an ablation: an optimizer with some hyperparameters changed, and the register rows it varies."""
+
+    label: str
+    optimizer: str
+    optimizer_hp: tuple[tuple[str, Any], ...] = ()
+    varies: str = ""
+
+
+ABLATION_BENCHMARK = "multi_fashion"
+ABLATION_METHOD = "mgda"
+APT_ADAM_VARIANTS: tuple[Variant, ...] = (
+    Variant("Adam (β₁ = 0.9)", "adam", (), "baseline"),
+    Variant("APT-Adam, assumed defaults", "apt_adam", (), "A1–A4 defaults"),
+    Variant("β ∈ [0, 0.9]", "apt_adam", (("beta_min", 0.0),), "β_min"),
+    Variant("β ∈ [0.8, 0.9]", "apt_adam", (("beta_min", 0.8),), "β_min"),
+    Variant("β ∈ [0.5, 0.99]", "apt_adam", (("beta_max", 0.99),), "β_max"),
+    Variant("agree_less", "apt_adam", (("adapt_direction", "agree_less"),), "direction of adaptation"),
+    Variant("global cosine", "apt_adam", (("cosine_scope", "global"),), "cosine scope"),
+    Variant("clipped rule", "apt_adam", (("momentum_rule", "clipped"),), "β(cos) rule"),
+)
+APT_MUON_VARIANTS: tuple[Variant, ...] = (
+    Variant("Muon (β = 0.95)", "muon", (), "baseline"),
+    Variant("APT-Muon, assumed defaults (pre_mix)", "apt_muon", (), "A1–A8 defaults"),
+    Variant("no preservation", "apt_muon", (("preserve", "none"),), "direction preservation"),
+    Variant("post_mix", "apt_muon", (("preserve", "post_mix"),), "direction preservation"),
+    Variant("dual_ns", "apt_muon", (("preserve", "dual_ns"),), "direction preservation"),
+)
+ABLATION_SEEDS: dict[str, tuple[int, ...]] = {"smoke": (0,), "cpu": (0, 1, 2), "full": (0, 1, 2)}
+DIAGNOSTICS_EVERY: dict[str, int] = {"smoke": 1, "cpu": 10, "full": 50}
+
+
+def ablation_config(variant: Variant, seed: int, profile: str, *, data_dir: str | None = None,
+                    benchmark: str = ABLATION_BENCHMARK, method: str = ABLATION_METHOD) -> Config:
+    """The run of one ablation arm: diagnostics on (the β actually used is what the fixed-β control needs)."""
+    return Config(benchmark=benchmark, method=method, optimizer=variant.optimizer,
+                  optimizer_hp=dict(variant.optimizer_hp), profile=profile, seed=seed, data_dir=data_dir,
+                  diagnostics=True, diagnostics_every=DIAGNOSTICS_EVERY[profile])
+
+
+def mean_beta_used(records: Sequence[dict[str, Any]]) -> float:
+    """β̄ = mean over runs of the mean over recorded steps of β_t (the record's ``beta_mean`` series).
+
+    The fixed-β control runs at β̄ rounded to 0.01: if it matches APT, the adaptivity itself did not matter,
+    only the smaller average β (TOOLCHAIN.md, noise and confounds).
+    """
+    series = [r["diagnostics"].get("beta_mean") for r in records]
+    if not series or any(not s for s in series):
+        raise ValueError("mean_beta_used needs records run with diagnostics (a 'beta_mean' series)")
+    return float(sum(sum(s) / len(s) for s in series) / len(series))
+
+
+def fixed_beta_variant(default_records: Sequence[dict[str, Any]], optimizer: str) -> Variant:
+    """The control arm: ``optimizer`` with β_min = β_max = β̄ of ``default_records`` (rounded to 0.01)."""
+    beta = round(mean_beta_used(default_records), 2)
+    return Variant(f"fixed β = {beta:.2f} (APT's mean)", optimizer, (("beta_min", beta), ("beta_max", beta)),
+                   "adaptivity (control)")
+
+
+def ablation_arms(profile: str, *, results_dir: Path | None = None,
+                  data_dir: str | None = None) -> dict[str, list[tuple[Variant, Config]]]:
+    """The arms of both ablations ('apt_adam', 'apt_muon') × seeds, with (variant, config) pairs.
+
+    The fixed-β control arm is included once every seed of its default arm is stored (its β comes from them).
+    """
+    seeds = ABLATION_SEEDS[profile]
+    arms: dict[str, list[tuple[Variant, Config]]] = {}
+    for family, variants in (("apt_adam", APT_ADAM_VARIANTS), ("apt_muon", APT_MUON_VARIANTS)):
+        pairs = [(v, ablation_config(v, s, profile, data_dir=data_dir)) for v in variants for s in seeds]
+        default = variants[1]
+        default_paths = [record_path(c, results_dir) for v, c in pairs if v == default]
+        if all(p.exists() for p in default_paths):
+            control = fixed_beta_variant([read_record(p) for p in default_paths], family)
+            pairs += [(control, ablation_config(control, s, profile, data_dir=data_dir)) for s in seeds]
+        arms[family] = pairs
+    return arms
+
+
+def book_configs(profile: str, *, benchmarks: Sequence[str] | None = None, seeds: Sequence[int] | None = None,
+                 ablations: bool = True, results_dir: Path | None = None,
+                 data_dir: str | None = None) -> list[Config]:
+    """Every run the book's result chapters read at ``profile`` (grids, then ablations), seed-major, so that a
+    sweep stopped half-way leaves complete seeds rather than complete methods."""
+    grids = book_grids(profile)
+    unknown = sorted(set(benchmarks or ()) - set(grids))
+    if unknown:
+        raise ValueError(f"no {profile!r} book grid for benchmark(s) {unknown}; grids: {', '.join(grids)}")
+    chosen = [grids[b] for b in (benchmarks or grids)]
+    configs = [c for g in chosen for c in g.configs(profile, data_dir=data_dir)]
+    if ablations:
+        configs += [c for pairs in ablation_arms(profile, results_dir=results_dir, data_dir=data_dir).values()
+                    for _, c in pairs]
+    if seeds is not None:
+        configs = [c for c in configs if c.seed in seeds]
+    return sorted(configs, key=lambda c: c.seed)

@@ -1,0 +1,95 @@
+"""The book's grids: what they contain, their order, and the fixed-β control's β."""
+
+from __future__ import annotations
+
+import pytest
+
+from apt.config import validate
+from apt.grids import (
+    APT_ADAM_VARIANTS,
+    BOOK_OPTIMIZERS,
+    Grid,
+    ablation_arms,
+    ablation_config,
+    book_configs,
+    book_grids,
+    fixed_beta_variant,
+    load_grid,
+    mean_beta_used,
+)
+from apt.mtl import METHODS
+from apt.store import RECORD_SCHEMA, write_record
+from apt.sweep import grid
+
+
+def test_cpu_grid_covers_every_method_under_the_four_optimizer_settings_with_enough_seeds() -> None:
+    grids = book_grids("cpu")
+    for name in ("multi_mnist", "multi_fashion", "multi_fashion_mnist"):
+        assert set(grids[name].methods) == set(METHODS)
+        assert grids[name].optimizers == BOOK_OPTIMIZERS
+        assert len(grids[name].seeds) >= 2
+    assert len(grids["multi_fashion"].seeds) >= 5
+    assert {"mgda", "imtl_g", "nash_mtl", "fairgrad", "ls", "famo"} <= set(grids["qm9"].methods)
+    assert len(grids["qm9"].seeds) >= 3
+
+
+def test_grid_configs_are_the_sweep_commands_configs() -> None:
+    g = Grid("multi_fashion", ("ls", "mgda"), ("adam",), (0, 1))
+    ids = [c.run_id for c in g.configs("cpu")]
+    assert ids == [c.run_id for c in grid("multi_fashion", ["ls", "mgda"], ["adam"], [0, 1], profile="cpu")]
+    assert len(ids) == g.size + 2 * 2  # + one STL baseline per task and seed
+
+
+def test_book_configs_are_seed_major_and_unique() -> None:
+    configs = book_configs("cpu", benchmarks=["multi_fashion"], ablations=False)
+    seeds = [c.seed for c in configs]
+    assert seeds == sorted(seeds)
+    assert len({c.run_id for c in configs}) == len(configs)
+
+
+def test_unknown_profile_or_benchmark_is_named() -> None:
+    with pytest.raises(ValueError, match="unknown profile 'gpu'"):
+        book_grids("gpu")
+    with pytest.raises(ValueError, match=r"\['mnist'\]"):
+        book_configs("smoke", benchmarks=["mnist"])
+
+
+def _record(config, beta_series):
+    """A record with the fields the store validates and the β series the grid functions read."""
+    return {"schema": RECORD_SCHEMA, "run_id": config.run_id, "config": {"seed": config.seed},
+            "config_hash": config.config_hash, "status": "complete", "final": {},
+            "diagnostics": {"beta_mean": beta_series}}
+
+
+def test_mean_beta_used_is_the_mean_of_run_means() -> None:
+    config = ablation_config(APT_ADAM_VARIANTS[1], 0, "smoke")
+    records = [_record(config, [0.5, 0.7]), _record(config, [0.9, 0.9, 0.9, 0.5])]
+    assert mean_beta_used(records) == pytest.approx((0.6 + 0.8) / 2)
+    variant = fixed_beta_variant(records, "apt_adam")
+    assert dict(variant.optimizer_hp) == {"beta_min": 0.7, "beta_max": 0.7}
+    validate(ablation_config(variant, 0, "cpu"))
+    with pytest.raises(ValueError, match="diagnostics"):
+        mean_beta_used([_record(config, [])])
+
+
+def test_fixed_beta_control_appears_once_its_default_arm_is_stored(tmp_path) -> None:
+    before = ablation_arms("smoke", results_dir=tmp_path)["apt_adam"]
+    assert not any("fixed" in v.label for v, _ in before)
+    default = APT_ADAM_VARIANTS[1]
+    for variant, config in before:
+        if variant == default:
+            write_record(tmp_path / config.benchmark / f"{config.run_id}.json", _record(config, [0.8, 0.84]))
+    after = ablation_arms("smoke", results_dir=tmp_path)["apt_adam"]
+    controls = [c for v, c in after if "fixed" in v.label]
+    assert controls and all(c.optimizer_hp == {"beta_min": 0.82, "beta_max": 0.82} for c in controls)
+
+
+def test_load_grid_reads_only_the_grids_own_records(tmp_path) -> None:
+    g = Grid("multi_mnist", ("ls",), ("adam",), (0,), stl=False)
+    (config,) = g.configs("smoke")
+    other = ablation_config(APT_ADAM_VARIANTS[0], 0, "smoke", benchmark="multi_mnist", method="ls")
+    for c in (config, other):
+        write_record(tmp_path / c.benchmark / f"{c.run_id}.json", _record(c, []))
+    loaded = load_grid(g, "smoke", results_dir=tmp_path)
+    assert len(loaded.records) == 1 and not loaded.missing
+    assert loaded.coverage == "1 of 1 runs of the multi_mnist grid are in the store"
