@@ -174,9 +174,11 @@ def ablation_arms(profile: str, *, results_dir: Path | None = None,
     The fixed-β control arm is included once every seed of its default arm is stored (its β comes from them).
     """
     seeds = ABLATION_SEEDS[profile]
+    # smoke: the base, the default and one changed rule per family exercise every code path in CI
+    n_variants = 3 if profile == "smoke" else None
     arms: dict[str, list[tuple[Variant, Config]]] = {}
     for family, variants in (("apt_adam", APT_ADAM_VARIANTS), ("apt_muon", APT_MUON_VARIANTS)):
-        pairs = [(v, ablation_config(v, s, profile, data_dir=data_dir)) for v in variants for s in seeds]
+        pairs = [(v, ablation_config(v, s, profile, data_dir=data_dir)) for v in variants[:n_variants] for s in seeds]
         default = variants[1]
         default_paths = [record_path(c, results_dir) for v, c in pairs if v == default]
         if all(p.exists() for p in default_paths):

@@ -25,9 +25,13 @@ _ABSTRACT_MARGINAL = ("Abstract: \"the instant-derived gradients play only a mar
 _ABSTRACT_MUON = ("Abstract: \"Muon-a recently emerged advanced optimizer-inherently functions as a multi-task "
                   "learner, which underscores the critical importance of the gradients used for its "
                   "orthogonalization\"")
-_ABLATION_MOMENTUM = "APT ablation chapter, adaptive momentum (to be written); selectable via make_optimizer hp"
-_ABLATION_DIRECTION = "APT ablation chapter, direction preservation (to be written); make_optimizer(preserve=...)"
-_DIAGNOSTICS_CHAPTER = "diagnostics chapter on claims 1 and 2 (to be written); step_diagnostics keys"
+_APT_CHAPTER = "Chapter 5 (APT, notebooks/05_apt.py)"
+_ABLATION_RULE = f"{_APT_CHAPTER}: the 'clipped rule' arm against the default"
+_ABLATION_MOMENTUM = f"{_APT_CHAPTER}: β-range arms and the fixed-β control"
+_ABLATION_DIRECTION = f"{_APT_CHAPTER}: APT-Muon preservation arms (none, pre_mix, post_mix, dual_ns)"
+_NOT_COMPARED = "not compared: one rule implemented"
+_DIAGNOSTICS_CHAPTER = "Chapter 3 (claim 1, notebooks/03_instant_gradient.py) and Chapter 5 (per ablation arm)"
+_CLAIM2_CHAPTER = "Chapter 4 (claim 2, notebooks/04_muon_mtl.py)"
 
 
 @dataclass(frozen=True)
@@ -51,20 +55,20 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
         "midpoint at orthogonality (the typical case for high-dimensional noisy gradients).",
         f"{_ABSTRACT_MOMENTUM}. {_THIRD_PARTY_MOMENTUM}.",
         "A2 (clipped); β_min = β_max recovers the base optimizer exactly.",
-        _ABLATION_MOMENTUM),
+        _ABLATION_RULE),
     Assumption(
         "A2", "Clipped cosine rule (momentum_rule='clipped')",
         r"\beta_t = \beta_{\min} + (\beta_{\max}-\beta_{\min})\,\max(0,\, s\,c_t)",
         "Treats orthogonal and opposed gradients alike (β_min): only positive agreement buys momentum, "
         "so the instant gradient dominates whenever it brings a new direction.",
-        f"{_THIRD_PARTY_MOMENTUM}.", "A1.", _ABLATION_MOMENTUM),
+        f"{_THIRD_PARTY_MOMENTUM}.", "A1.", _ABLATION_RULE),
     Assumption(
         "A3", "Direction of adaptation (adapt_direction='agree_more', default)",
         r"s = +1 \text{ (agree\_more)},\quad s = -1 \text{ (agree\_less)}",
         "agree_more: when g_t agrees with m_{t−1} the momentum is already going where the MTL method points, "
         "so keep it; when they disagree, lower β so the de-conflicted instant gradient shapes the update. "
         "agree_less is the opposite reading (disagreement = noise, smooth it more).",
-        NOT_STATED, "agree_less.", _ABLATION_MOMENTUM),
+        NOT_STATED, "agree_less.", f"{_APT_CHAPTER}: the 'agree_less' arm"),
     Assumption(
         "A4", "What the cosine compares",
         r"c_t = \frac{\langle g_t, m_{t-1}\rangle}{\|g_t\|\,\|m_{t-1}\|},\ c_t := 0 \text{ if a norm is } 0",
@@ -73,7 +77,7 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
         "no direction: c = 0 (β_1 does not matter for Adam after bias correction, nor for Muon).",
         f"{_THIRD_PARTY_MOMENTUM}.",
         "Not implemented: comparing with the bias-corrected m̂ (same direction) or with the previous update.",
-        _ABLATION_MOMENTUM),
+        _NOT_COMPARED),
     Assumption(
         "A5", "Bias correction with a varying β",
         r"\hat m_t = \frac{m_t}{1 - \prod_{s\le t}\beta_s}",
@@ -87,7 +91,7 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
         "Per tensor lets layers whose gradients turn (e.g. the last shared layer) lower their momentum "
         "without touching stable ones; global is one number for the model, closer to a model-level "
         "'instant vs history' balance and less noisy for small tensors.",
-        NOT_STATED, "global.", _ABLATION_MOMENTUM),
+        NOT_STATED, "global.", f"{_APT_CHAPTER}: the 'global cosine' arm"),
     Assumption(
         "A7", "APT-Muon adapts only Muon's matrices",
         r"\beta^{\mathrm{AdamW\ group}}_{\min} = \beta^{\mathrm{AdamW\ group}}_{\max} = \beta_1",
@@ -96,7 +100,7 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
         "Task heads receive their own task's gradient, not an aggregated one.",
         NOT_STATED,
         "Per-group beta_min/beta_max on APT's param groups (not exposed by make_optimizer).",
-        _ABLATION_MOMENTUM),
+        "not compared: the AdamW group keeps β1 in every APT-Muon run"),
     Assumption(
         "A8", "Default β ranges",
         r"[\beta_{\min}, \beta_{\max}] = [0.5, 0.9] \text{ (Adam)},\ [0.5, 0.95] \text{ (Muon)}",
@@ -129,7 +133,7 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
         "D4", "Preservation strength",
         r"\gamma = 0.1 \text{ (default)},\ \gamma \in [0, 1]",
         "'Light' in the abstract: a small share of the instant direction. γ = 0 is D0.",
-        _ABSTRACT_PRESERVATION, "Any γ via preserve_strength.", _ABLATION_DIRECTION),
+        _ABSTRACT_PRESERVATION, "Any γ via preserve_strength.", "not compared: γ = 0.1 in every run"),
     Assumption(
         "O1", "Which parameters Muon takes (split_muon_params)",
         r"\text{Muon} = \{W : \dim W \ge 2,\ W \notin \text{excluded}\},\ \text{AdamW} = \text{the rest}",
@@ -151,14 +155,14 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
         "The benchmark protocols give one Adam lr; this scaling gives Muon's update about AdamW's RMS, so "
         "that lr serves both the Muon and the AdamW group without a new search.",
         NOT_STATED, "adjust_lr='original' (Keller Jordan; needs a Muon-specific lr ≈ 0.02).",
-        "benchmark chapters (learning rates)"),
+        "not compared: every Muon run of the book uses it, at the protocol's Adam lr"),
     Assumption(
         "O4", "sgdm: momentum 0.9 with dampening 0.9",
         r"b_t = \mu\, b_{t-1} + (1-\mu)\, g_t \ (t \ge 2),\ b_1 = g_1",
         "Makes SGD's buffer an EMA like Adam's and Muon's, so the instant-gradient share is comparable and "
         "the lr acts on the gradient's scale (no 1/(1 − μ) gain).",
         NOT_STATED, "Undamped heavy ball (torch's default) via torch.optim.SGD directly.",
-        _DIAGNOSTICS_CHAPTER),
+        "Chapter 3 (the SGD-with-momentum runs)"),
     Assumption(
         "G1", "Instant-gradient share",
         r"\frac{\|(1-\beta_t)\, g_t\|}{\|m_t\|}\ \text{over all parameters with a gradient}",
@@ -176,13 +180,13 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
         r"\mathrm{erank}(X) = \exp\Big(-\sum_i p_i \log p_i\Big),\ p_i = \sigma_i / \sum_j \sigma_j",
         "Roy & Vetterli's entropy effective rank summarises how many directions the matrix before/after "
         "orthogonalization and the instant gradient carry (claim 2; the low-rank caveat of D1–D3).",
-        _ABSTRACT_MUON, "The full singular values are kept in optimizer.muon_spectra.", _DIAGNOSTICS_CHAPTER),
+        _ABSTRACT_MUON, "The full singular values are kept in optimizer.muon_spectra.", _CLAIM2_CHAPTER),
     Assumption(
         "G4", "Per-task alignment and its spread",
         r"a_k = \cos(\Delta\theta_t, -g_k),\ \mathrm{spread} = \max_k a_k - \min_k a_k",
         "Whether the step still serves every task as the MTL method intended (a de-conflicting method wants "
         "all a_k > 0 and a small spread).",
-        _ABSTRACT_MARGINAL, "std over tasks (alignment_summary).", _DIAGNOSTICS_CHAPTER),
+        _ABSTRACT_MARGINAL, "std over tasks (alignment_summary).", _CLAIM2_CHAPTER),
 )
 
 
