@@ -1,0 +1,121 @@
+"""A benchmark grid's results as the book's tables: per-arm means with intervals, mean rank, APT's effect.
+
+An *arm* is one (method, optimizer) pair; its runs differ only by seed. Every quantity is computed from the
+stored records of one grid (``apt.grids.load_grid``) and the single-task baselines among them:
+
+- per run: the test metrics x_m at the benchmark's reporting rule, and Δm% = (100/M) Σ_m (−1)^{s_m}(x_m − b_m)/b_m
+  against the same-profile STL baselines b (``apt.analysis.stl_baseline``);
+- per arm: mean and 95% Student-t half-width over seeds of each metric and of Δm%;
+- MR: the lineage's mean rank of the arms on their seed-mean metrics (``apt.metrics.mean_rank``), over every arm
+  of the table, so it is comparable only within one benchmark's table;
+- APT's effect: d_s = Δm%(method, apt_X, s) − Δm%(method, X, s), paired by seed, per method and base optimizer X.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from apt.analysis import mean_ci, paired_difference, runs_frame
+from apt.metrics import mean_rank
+
+ARM = ["method", "optimizer"]
+
+
+@dataclass
+class BenchmarkResults:
+    """The tables of one benchmark. ``runs``: one row per MTL run; ``arms``: one row per arm with
+    ``<quantity>_mean``, ``<quantity>_ci95`` and ``n_seeds``; ``apt_effect``: one row per (base, method)."""
+
+    benchmark: str
+    metric_names: list[str]
+    runs: pd.DataFrame
+    arms: pd.DataFrame
+    apt_effect: pd.DataFrame
+    baseline_label: str
+
+
+def benchmark_results(records: Sequence[dict[str, Any]], benchmark: str,
+                      apt_pairs: dict[str, str] | None = None) -> BenchmarkResults:
+    """The tables of ``benchmark`` from its records (MTL runs and STL baselines of one profile).
+
+    ``apt_pairs``: APT optimizer -> its base optimizer (default: apt_adam -> adam, apt_muon -> muon).
+    """
+    from apt.grids import APT_PAIRS
+
+    apt_pairs = APT_PAIRS if apt_pairs is None else apt_pairs
+    mtl = [r for r in records if r["config"].get("stl_task") is None]
+    if not mtl:
+        raise ValueError(f"no MTL records of {benchmark!r} to tabulate")
+    info = mtl[0]["benchmark"]
+    names, higher = list(info["metric_names"]), list(info["metric_higher_better"])
+    runs = runs_frame(records, benchmark)
+    quantities = [*names, "delta_m"]
+    rows = []
+    for (method, optimizer), group in runs.groupby(ARM, sort=False):
+        row: dict[str, Any] = {"method": method, "optimizer": optimizer, "n_seeds": len(group)}
+        for quantity in quantities:
+            mean, half, _ = mean_ci(group[quantity].to_numpy())
+            row[f"{quantity}_mean"], row[f"{quantity}_ci95"] = mean, half
+        rows.append(row)
+    arms = pd.DataFrame(rows)
+    table = {(r.method, r.optimizer): [getattr(r, f"{n}_mean") for n in names] for r in arms.itertuples()}
+    ranks = mean_rank({f"{m}|{o}": v for (m, o), v in table.items()}, higher)
+    arms["mean_rank"] = [ranks[f"{m}|{o}"] for m, o in zip(arms["method"], arms["optimizer"])]
+    effects = []
+    for treatment, control in apt_pairs.items():
+        pair = runs[runs["optimizer"].isin([treatment, control])]
+        if pair.empty:
+            continue
+        diff = paired_difference(pair, "delta_m", column="optimizer", treatment=treatment, control=control)
+        effects.append(diff.assign(apt=treatment, base=control))
+    apt_effect = pd.concat(effects, ignore_index=True) if effects else pd.DataFrame(
+        columns=["method", "difference", "ci95", "n_seeds", "resolved", "apt", "base"])
+    return BenchmarkResults(benchmark, names, runs, arms, apt_effect, str(runs["delta_m_baseline"].iloc[0]))
+
+
+def formatted_arms(results: BenchmarkResults, *, scale: dict[str, float] | None = None,
+                   digits: int = 2) -> pd.DataFrame:
+    """The arms table as 'mean ± ci' strings (metrics multiplied by ``scale[name]``, e.g. 100 for %), with MR,
+    indexed by (method, optimizer)."""
+    scale = scale or {}
+    out = pd.DataFrame(index=pd.MultiIndex.from_frame(results.arms[ARM]))
+    for quantity in [*results.metric_names, "delta_m"]:
+        factor = scale.get(quantity, 1.0)
+        means = results.arms[f"{quantity}_mean"].to_numpy() * factor
+        halves = results.arms[f"{quantity}_ci95"].to_numpy() * factor
+        label = "Δm%" if quantity == "delta_m" else quantity
+        out[label] = [f"{m:.{digits}f} ± {h:.{digits}f}" if np.isfinite(h) else f"{m:.{digits}f}"
+                      for m, h in zip(means, halves)]
+    out["MR"] = results.arms["mean_rank"].round(2).to_numpy()
+    out["seeds"] = results.arms["n_seeds"].to_numpy()
+    return out
+
+
+def effect_counts(apt_effect: pd.DataFrame, apt: str) -> dict[str, int]:
+    """How many methods APT (``apt``) resolvedly improves (d < 0), resolvedly worsens, or leaves unresolved."""
+    part = apt_effect[apt_effect["apt"] == apt]
+    better = int(((part["difference"] < 0) & part["resolved"]).sum())
+    worse = int(((part["difference"] > 0) & part["resolved"]).sum())
+    return {"better": better, "worse": worse, "unresolved": len(part) - better - worse, "methods": len(part)}
+
+
+def learning_curves(records: Sequence[dict[str, Any]], metric: str | None = None) -> pd.DataFrame:
+    """Per MTL run and epoch: the test value of ``metric`` (default: the mean of the run's metrics, which is
+    meaningful for benchmarks whose metrics share a unit, e.g. accuracies). Columns method, optimizer, seed,
+    epoch, value."""
+    rows = []
+    for record in records:
+        config = record["config"]
+        if config.get("stl_task") is not None:
+            continue
+        for epoch in record["epochs"]:
+            metrics = epoch["test_metrics"]
+            value = metrics[metric] if metric else float(np.mean(list(metrics.values())))
+            rows.append({"method": config["method"], "optimizer": config["optimizer"], "seed": config["seed"],
+                         "epoch": epoch["epoch"], "value": value})
+    return pd.DataFrame(rows)

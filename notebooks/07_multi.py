@@ -1,0 +1,234 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# (chapter-multi)=
+# # Multi-MNIST, Multi-Fashion, Multi-(Fashion+MNIST)
+#
+# Three two-task benchmarks small enough to run every MTL method under every optimizer setting on a CPU. Two
+# 28×28 items (handwritten digits from MNIST, clothing from Fashion-MNIST, or one of each) are pasted on a 36×36
+# canvas, one near the top-left and one near the bottom-right corner, overlapping (Sener & Koltun's construction,
+# as in Pareto MTL). Task 1 classifies the left item, task 2 the right one; the model is the MultiLeNet of the
+# Pareto-MTL code (a shared two-convolution trunk, one linear head per task); the metrics are the two test
+# accuracies. Δm% is the mean relative accuracy change against single-task networks trained with the same
+# profile and seeds (lower is better):
+#
+# $$
+# \Delta m\% = \frac{100}{2}\sum_{k=1}^{2} \frac{b_k - x_k}{b_k}.
+# $$
+#
+# Every method of `apt.mtl` runs under Adam, APT-Adam, Muon and APT-Muon (our assumed APT rules, see
+# {ref}`chapter-apt`), at the protocol's learning rate $10^{-3}$ for all four (Muon's update is scaled to
+# AdamW's RMS, register O3). Runs of one benchmark share their seeds across arms (same initialisation and batch
+# order), so APT's effect is measured as a difference **paired by seed**. No published tables for these
+# benchmarks are part of this book's reference set (`BENCHMARKS.md` §4 covers QM9, CelebA, NYUv2 and Cityscapes),
+# so the comparison here is internal: methods and optimizers against each other at one profile.
+
+# %% tags=["parameters"]
+profile = "cpu"
+device = "cpu"
+seed = 0
+data_dir = None
+results_dir = None
+
+# %%
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from myst_nb import glue
+
+from apt.benchmarks import benchmark_class
+from apt.experiment import run
+from apt.grids import BOOK_OPTIMIZERS, MULTI_BENCHMARKS, book_grids, load_grid
+from apt.results import benchmark_results, effect_counts, formatted_arms, learning_curves
+
+# The cpu and full grids take hours (`make results` / `python -m apt grid`); the chapter renders what the store
+# holds and says what is missing. A smoke build trains its tiny grid so that every cell below runs in CI.
+TRAIN_MISSING = profile == "smoke"
+grids = {name: book_grids(profile)[name] for name in MULTI_BENCHMARKS}
+stored = {name: load_grid(g, profile, results_dir=results_dir, data_dir=data_dir) for name, g in grids.items()}
+if TRAIN_MISSING:
+    for name, loaded in stored.items():
+        for config in loaded.missing:
+            run(config, results_dir=results_dir, progress=False)
+    stored = {name: load_grid(g, profile, results_dir=results_dir, data_dir=data_dir) for name, g in grids.items()}
+
+protocol_rows = []
+for name, g in grids.items():
+    cls = benchmark_class(name)
+    p = cls.protocol.with_overrides(cls.profiles[profile])
+    protocol_rows.append({"benchmark": name, "train / val / test pairs": f"{p.n_train} / {p.n_val} / {p.n_test}",
+                          "epochs": p.epochs, "batch": p.batch_size, "lr": p.lr,
+                          "reporting rule": f"{p.selection} (k = {p.selection_k})",
+                          "grid": f"{len(g.methods)} methods × {len(g.optimizers)} optimizers × seeds {list(g.seeds)}",
+                          "stored": stored[name].coverage.split(" runs")[0]})
+pd.DataFrame(protocol_rows).set_index("benchmark")
+
+# %% [markdown]
+# The table above is this build's protocol (profile in the parameters cell) and how much of each grid is in
+# the results store. The reporting rule `last_k` averages the test accuracies of the last $k$ epochs: it is the
+# rule we use for these benchmarks at every profile, because single final-epoch values are noisier than the
+# differences we look for (`TOOLCHAIN.md` measured a seed-to-seed standard deviation of about 0.6 Δm% points
+# per run on Multi-Fashion at the `cpu` size).
+
+# %%
+def complete_seeds(loaded) -> list[int]:
+    """Seeds for which every arm and both single-task baselines of the grid are stored."""
+    have = {(r["config"]["method"], r["config"]["optimizer"], r["config"]["seed"], r["config"].get("stl_task"))
+            for r in loaded.records}
+    g = loaded.grid
+    return [s for s in g.seeds
+            if all((m, o, s, None) in have for m in g.methods for o in g.optimizers)
+            and all(("ls", "adam", s, k) in have for k in (0, 1))]
+
+
+results = {}
+for name, loaded in stored.items():
+    seeds = complete_seeds(loaded)
+    if seeds:
+        records = [r for r in loaded.records if r["config"]["seed"] in seeds]
+        results[name] = benchmark_results(records, name)
+# NBVAL_IGNORE_OUTPUT (what is complete depends on the store)
+for name, loaded in stored.items():
+    seeds = complete_seeds(loaded)
+    print(f"{name}: {loaded.coverage}; complete seeds: {seeds or 'none'}"
+          + ("" if seeds else " -> not tabulated in this build"))
+
+# %% [markdown]
+# Only seeds whose whole grid is stored (every method × optimizer and both single-task baselines) enter the
+# tables, so every arm of a table is averaged over the same seeds.
+#
+# ## Per-task accuracy, Δm% and mean rank
+#
+# Accuracies in %, mean ± 95% t-interval half-width over seeds; MR ranks all 56 arms (14 methods × 4 optimizer
+# settings) of a benchmark on its two accuracies.
+
+# %%
+for name, res in results.items():
+    print(f"{name} (profile {profile}); Δm% against {res.baseline_label}")
+    display(formatted_arms(res, scale={m: 100 for m in res.metric_names}))  # noqa: F821 (IPython builtin)
+
+# %% [markdown]
+# The same Δm% values as a figure, one row per method, one colour per optimizer setting:
+
+# %%
+colors = dict(zip(BOOK_OPTIMIZERS, ["tab:blue", "tab:cyan", "tab:red", "tab:orange"]))
+fig, axes = plt.subplots(1, max(len(results), 1), figsize=(5.5 * max(len(results), 1), 7), squeeze=False)
+for ax, (name, res) in zip(axes[0], results.items()):
+    methods = list(dict.fromkeys(res.arms["method"]))
+    y = {m: i for i, m in enumerate(reversed(methods))}
+    for j, optimizer in enumerate(BOOK_OPTIMIZERS):
+        part = res.arms[res.arms["optimizer"] == optimizer]
+        offsets = np.array([y[m] for m in part["method"]]) + (j - 1.5) * 0.18
+        ax.errorbar(part["delta_m_mean"], offsets, xerr=part["delta_m_ci95"].fillna(0), fmt="o", ms=4,
+                    color=colors[optimizer], label=optimizer, capsize=2)
+    ax.set_yticks(list(y.values()), list(y.keys()))
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set(xlabel="Δm% vs single-task (points; lower is better)", title=name)
+if results:
+    axes[0][0].legend(title="optimizer", loc="best")
+fig.suptitle(f"Δm% per method and optimizer, mean ± 95% CI over seeds (profile {profile})")
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ## Does APT change what a method achieves?
+#
+# For each method and base optimizer $X \in \{\text{Adam}, \text{Muon}\}$, the paired difference
+# $d_s = \Delta m\%(\text{method}, \text{APT-}X, s) - \Delta m\%(\text{method}, X, s)$ with its 95% interval over
+# seeds; negative means APT helped. Blue points have intervals that exclude 0 (resolved); grey ones are
+# unresolved at this number of seeds.
+
+# %%
+fig, axes = plt.subplots(max(len(results), 1), 2, figsize=(12, 4.2 * max(len(results), 1)), squeeze=False)
+for row, (name, res) in zip(axes, results.items()):
+    for ax, apt in zip(row, ("apt_adam", "apt_muon")):
+        part = res.apt_effect[res.apt_effect["apt"] == apt].reset_index(drop=True)
+        y = np.arange(len(part))[::-1]
+        for yi, d, h, resolved in zip(y, part["difference"], part["ci95"].fillna(0), part["resolved"]):
+            ax.errorbar(d, yi, xerr=h, fmt="o", color="tab:blue" if resolved else "tab:gray", capsize=3)
+        ax.set_yticks(y, part["method"])
+        ax.axvline(0, color="black", lw=0.8)
+        ax.set(xlabel=f"Δm%({apt}) − Δm%({apt[4:]}) (points; < 0: APT helps)", title=f"{name}: {apt}")
+fig.suptitle(f"APT's effect per method, paired by seed, 95% CI (profile {profile})")
+fig.tight_layout()
+plt.show()
+
+# %%
+summary_rows = []
+for name, res in results.items():
+    for apt in ("apt_adam", "apt_muon"):
+        counts = effect_counts(res.apt_effect, apt)
+        if not counts["methods"]:
+            continue
+        summary_rows.append({"benchmark": name, "APT on": apt[4:], **counts,
+                             "seeds": int(res.apt_effect["n_seeds"].max()) if len(res.apt_effect) else 0})
+effect_summary = pd.DataFrame(summary_rows)
+effect_summary
+
+# %%
+def glue_counts(prefix: str, frame: pd.DataFrame) -> None:
+    """Glue 'b better, w worse, u unresolved of n' for each APT variant, summed over the benchmarks shown."""
+    for base in ("adam", "muon"):
+        part = frame[frame["APT on"] == base] if len(frame) else frame
+        if part.empty:
+            glue(f"{prefix}_{base}", "not measured in this build (no complete seed is stored)", display=False)
+            continue
+        b, w, u, n = (int(part[c].sum()) for c in ("better", "worse", "unresolved", "methods"))
+        glue(f"{prefix}_{base}", f"{b} better, {w} worse and {u} unresolved out of {n} method × benchmark pairs",
+             display=False)
+
+
+glue_counts("multi_apt", effect_summary)
+glue("multi_benchmarks_shown", ", ".join(results) or "none", display=False)
+
+# %% [markdown]
+# ## Learning curves
+#
+# Test accuracy (mean of the two tasks) after every epoch, averaged over the complete seeds, for every method
+# (thin lines) under each optimizer setting, on the first benchmark tabulated:
+
+# %%
+if results:
+    name = next(iter(results))
+    curves = learning_curves([r for r in stored[name].records
+                              if r["config"]["seed"] in complete_seeds(stored[name])])
+    mean_curves = curves.groupby(["optimizer", "method", "epoch"])["value"].mean().reset_index()
+    fig, axes = plt.subplots(1, 4, figsize=(16, 4), sharey=True)
+    for ax, optimizer in zip(axes, BOOK_OPTIMIZERS):
+        for method, part in mean_curves[mean_curves["optimizer"] == optimizer].groupby("method"):
+            ax.plot(part["epoch"] + 1, 100 * part["value"], lw=1.2 if method in ("ls", "mgda") else 0.7,
+                    label=method if method in ("ls", "mgda") else None)
+        ax.set(title=optimizer, xlabel="epoch")
+    axes[0].set_ylabel("test accuracy, mean of 2 tasks (%)")
+    axes[0].legend()
+    fig.suptitle(f"{name}: test accuracy per epoch, every method, mean over seeds (profile {profile})")
+    fig.tight_layout()
+    plt.show()
+else:
+    print("No complete seed of any grid is stored: no learning curves in this build.")
+
+# %% [markdown]
+# ## What this chapter shows
+#
+# Benchmarks tabulated in this build: {glue:text}`multi_benchmarks_shown`. Counting, over those benchmarks and
+# all 14 methods, the paired APT − base differences in Δm%:
+#
+# - APT on Adam: {glue:text}`multi_apt_adam`;
+# - APT on Muon: {glue:text}`multi_apt_muon`.
+#
+# "Unresolved" means that the interval over the stored seeds contains 0: the seeds run here cannot tell the two
+# arms apart; it is not evidence that they are equal. The grid's seed count and the size of the effects it can
+# resolve are discussed in the summary chapter. Open, not measured here: a comparison under plain SGD at matched
+# step scale or tuned learning rate per method (LS sums the two losses while MGDA-style weights sum to 1, which
+# halves the effective step of the latter under SGD).
