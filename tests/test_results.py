@@ -1,0 +1,73 @@
+"""apt.results on hand-made records whose every table entry is computed by hand below."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from apt.results import benchmark_results, effect_counts, formatted_arms, learning_curves
+
+INFO = {"task_names": ["left", "right"], "metric_names": ["acc_left", "acc_right"],
+        "metric_higher_better": [True, True], "metric_task": [0, 1]}
+
+
+def record(method, optimizer, seed, left, right, stl_task=None):
+    metrics = {"acc_left": left, "acc_right": right}
+    return {"config": {"benchmark": "multi_mnist", "method": method, "optimizer": optimizer, "seed": seed,
+                       "stl_task": stl_task, "profile": "smoke"},
+            "benchmark": INFO, "final": {"test_metrics": metrics}, "wall_seconds": 1.0,
+            "epochs": [{"epoch": 0, "test_metrics": {"acc_left": left / 2, "acc_right": right / 2}},
+                       {"epoch": 1, "test_metrics": metrics}]}
+
+
+# STL baselines: 0.8 on both tasks for both seeds.
+STL = [record("ls", "adam", s, 0.8, 0.8, stl_task=k) for s in (0, 1) for k in (0, 1)]
+RUNS = [
+    record("ls", "adam", 0, 0.8, 0.8), record("ls", "adam", 1, 0.8, 0.8),            # Δm 0, 0
+    record("ls", "apt_adam", 0, 0.88, 0.8), record("ls", "apt_adam", 1, 0.84, 0.8),  # Δm −5, −2.5
+    record("mgda", "adam", 0, 0.72, 0.8), record("mgda", "adam", 1, 0.72, 0.8),      # Δm 5, 5
+    record("mgda", "apt_adam", 0, 0.72, 0.8), record("mgda", "apt_adam", 1, 0.72, 0.88),  # Δm 5, 0
+]
+
+
+def test_arms_effects_and_ranks_by_hand() -> None:
+    res = benchmark_results(STL + RUNS, "multi_mnist")
+    arms = res.arms.set_index(["method", "optimizer"])
+    assert arms.loc[("ls", "apt_adam"), "delta_m_mean"] == pytest.approx(-3.75)
+    # t(0.975, 1) = 12.706; std of (−5, −2.5) = 1.7678; half-width = 12.706 · 1.7678 / √2
+    assert arms.loc[("ls", "apt_adam"), "delta_m_ci95"] == pytest.approx(12.7062 * 1.76777 / math.sqrt(2), rel=1e-4)
+    assert arms.loc[("mgda", "adam"), "delta_m_ci95"] == 0.0
+    # seed-mean metrics: ls/adam (.8,.8), ls/apt (.86,.8), mgda/adam (.72,.8), mgda/apt (.72,.84)
+    # left ranks: .86→1, .8→2, .72→3 ; right ranks: .84→1, .8→2
+    assert arms.loc[("ls", "apt_adam"), "mean_rank"] == pytest.approx((1 + 2) / 2)
+    assert arms.loc[("mgda", "apt_adam"), "mean_rank"] == pytest.approx((3 + 1) / 2)
+    assert arms.loc[("ls", "adam"), "mean_rank"] == pytest.approx((2 + 2) / 2)
+    effect = res.apt_effect.set_index("method")
+    assert effect.loc["ls", "difference"] == pytest.approx(-3.75)   # (−5 − 0 + −2.5 − 0) / 2
+    assert effect.loc["mgda", "difference"] == pytest.approx(-2.5)  # (0 + −5) / 2
+    assert not effect["resolved"].any()  # two seeds with spread: both intervals contain 0
+    assert effect_counts(res.apt_effect, "apt_adam") == {"better": 0, "worse": 0, "unresolved": 2, "methods": 2}
+
+
+def test_a_consistent_effect_is_resolved_and_counted() -> None:
+    runs = [r for r in RUNS if r["config"]["method"] == "ls"]
+    runs[3] = record("ls", "apt_adam", 1, 0.88, 0.8)  # now −5 on both seeds: zero spread, resolved
+    res = benchmark_results(STL + runs, "multi_mnist")
+    assert effect_counts(res.apt_effect, "apt_adam") == {"better": 1, "worse": 0, "unresolved": 0, "methods": 1}
+
+
+def test_formatted_table_and_curves() -> None:
+    res = benchmark_results(STL + RUNS, "multi_mnist")
+    table = formatted_arms(res, scale={"acc_left": 100, "acc_right": 100})
+    assert table.loc[("mgda", "adam"), "acc_left"] == "72.00 ± 0.00"
+    assert table.loc[("ls", "apt_adam"), "MR"] == 1.5
+    curves = learning_curves(STL + RUNS)
+    assert len(curves) == 2 * len(RUNS)  # STL runs are left out
+    first = curves[(curves.method == "ls") & (curves.optimizer == "apt_adam") & (curves.seed == 0)]
+    assert first.sort_values("epoch")["value"].tolist() == pytest.approx([0.42, 0.84])
+
+
+def test_no_mtl_records_is_an_error() -> None:
+    with pytest.raises(ValueError, match="no MTL records"):
+        benchmark_results(STL, "multi_mnist")
