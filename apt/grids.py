@@ -85,6 +85,18 @@ class GridRecords:
         total = len(self.records) + len(self.missing)
         return f"{len(self.records)} of {total} runs of the {self.grid.benchmark} grid are in the store"
 
+    def complete_seeds(self) -> list[int]:
+        """Seeds for which every arm of the grid (and every STL baseline, if the grid has them) is stored:
+        tables average every arm over the same seeds."""
+        missing_seeds = {c.seed for c in self.missing}
+        stored_seeds = {r["config"]["seed"] for r in self.records}
+        return [s for s in self.grid.seeds if s in stored_seeds and s not in missing_seeds]
+
+    def complete_records(self) -> list[dict[str, Any]]:
+        """The records of the complete seeds."""
+        seeds = set(self.complete_seeds())
+        return [r for r in self.records if r["config"]["seed"] in seeds]
+
 
 def load_grid(
     grid_: Grid, profile: str, *, results_dir: Path | None = None, data_dir: str | None = None,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -119,3 +120,33 @@ def learning_curves(records: Sequence[dict[str, Any]], metric: str | None = None
             rows.append({"method": config["method"], "optimizer": config["optimizer"], "seed": config["seed"],
                          "epoch": epoch["epoch"], "value": value})
     return pd.DataFrame(rows)
+
+
+def stored_results(profile: str, *, benchmarks: Sequence[str] | None = None, results_dir: Path | None = None,
+                   data_dir: str | None = None) -> dict[str, BenchmarkResults]:
+    """The results of every book grid of ``profile`` (or of ``benchmarks``) that has at least one complete seed,
+    over its complete seeds (``apt.grids.GridRecords.complete_seeds``)."""
+    from apt.grids import book_grids, load_grid
+
+    grids = book_grids(profile)
+    out = {}
+    for name in benchmarks or grids:
+        loaded = load_grid(grids[name], profile, results_dir=results_dir, data_dir=data_dir)
+        if loaded.complete_seeds():
+            out[name] = benchmark_results(loaded.complete_records(), name)
+    return out
+
+
+def method_vs_ls(results: BenchmarkResults) -> pd.DataFrame:
+    """Each method's Δm% advantage over summing the losses, under each optimizer, paired by seed:
+    d_s = Δm%(method, X, s) − Δm%(LS, X, s) (< 0: the method beats LS under optimizer X).
+    Columns optimizer, method, difference, ci95, n_seeds, resolved."""
+    parts = []
+    for method in results.runs["method"].unique():
+        if method == "ls":
+            continue
+        pair = results.runs[results.runs["method"].isin([method, "ls"])]
+        diff = paired_difference(pair, "delta_m", column="method", treatment=method, control="ls", by="optimizer")
+        parts.append(diff.assign(method=method))
+    columns = ["optimizer", "method", "difference", "ci95", "n_seeds", "resolved"]
+    return pd.concat(parts, ignore_index=True)[columns] if parts else pd.DataFrame(columns=columns)

@@ -50,7 +50,7 @@ from myst_nb import glue
 from apt.benchmarks import benchmark_class
 from apt.experiment import run
 from apt.grids import BOOK_OPTIMIZERS, MULTI_BENCHMARKS, book_grids, load_grid
-from apt.results import benchmark_results, effect_counts, formatted_arms, learning_curves
+from apt.results import effect_counts, formatted_arms, learning_curves, stored_results
 
 # The cpu and full grids take hours (`make results` / `python -m apt grid`); the chapter renders what the store
 # holds and says what is missing. A smoke build trains its tiny grid so that every cell below runs in CI.
@@ -82,25 +82,10 @@ pd.DataFrame(protocol_rows).set_index("benchmark")
 # per run on Multi-Fashion at the `cpu` size).
 
 # %%
-def complete_seeds(loaded) -> list[int]:
-    """Seeds for which every arm and both single-task baselines of the grid are stored."""
-    have = {(r["config"]["method"], r["config"]["optimizer"], r["config"]["seed"], r["config"].get("stl_task"))
-            for r in loaded.records}
-    g = loaded.grid
-    return [s for s in g.seeds
-            if all((m, o, s, None) in have for m in g.methods for o in g.optimizers)
-            and all(("ls", "adam", s, k) in have for k in (0, 1))]
-
-
-results = {}
-for name, loaded in stored.items():
-    seeds = complete_seeds(loaded)
-    if seeds:
-        records = [r for r in loaded.records if r["config"]["seed"] in seeds]
-        results[name] = benchmark_results(records, name)
+results = stored_results(profile, benchmarks=MULTI_BENCHMARKS, results_dir=results_dir, data_dir=data_dir)
 # NBVAL_IGNORE_OUTPUT (what is complete depends on the store)
 for name, loaded in stored.items():
-    seeds = complete_seeds(loaded)
+    seeds = loaded.complete_seeds()
     print(f"{name}: {loaded.coverage}; complete seeds: {seeds or 'none'}"
           + ("" if seeds else " -> not tabulated in this build"))
 
@@ -201,8 +186,7 @@ glue("multi_benchmarks_shown", ", ".join(results) or "none", display=False)
 # %%
 if results:
     name = next(iter(results))
-    curves = learning_curves([r for r in stored[name].records
-                              if r["config"]["seed"] in complete_seeds(stored[name])])
+    curves = learning_curves(stored[name].complete_records())
     mean_curves = curves.groupby(["optimizer", "method", "epoch"])["value"].mean().reset_index()
     fig, axes = plt.subplots(1, 4, figsize=(16, 4), sharey=True)
     for ax, optimizer in zip(axes, BOOK_OPTIMIZERS):

@@ -93,3 +93,14 @@ def test_load_grid_reads_only_the_grids_own_records(tmp_path) -> None:
     loaded = load_grid(g, "smoke", results_dir=tmp_path)
     assert len(loaded.records) == 1 and not loaded.missing
     assert loaded.coverage == "1 of 1 runs of the multi_mnist grid are in the store"
+
+
+def test_complete_seeds_need_every_arm_and_baseline(tmp_path) -> None:
+    g = Grid("multi_mnist", ("ls", "mgda"), ("adam",), (0, 1))
+    configs = g.configs("smoke")
+    for c in configs:
+        if not (c.seed == 1 and c.stl_task == 1):  # seed 1 lacks one single-task baseline
+            write_record(tmp_path / c.benchmark / f"{c.run_id}.json", _record(c, []))
+    loaded = load_grid(g, "smoke", results_dir=tmp_path)
+    assert loaded.complete_seeds() == [0]
+    assert {r["config"]["seed"] for r in loaded.complete_records()} == {0}

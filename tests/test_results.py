@@ -71,3 +71,13 @@ def test_formatted_table_and_curves() -> None:
 def test_no_mtl_records_is_an_error() -> None:
     with pytest.raises(ValueError, match="no MTL records"):
         benchmark_results(STL, "multi_mnist")
+
+
+def test_method_vs_ls_by_hand() -> None:
+    from apt.results import method_vs_ls
+
+    table = method_vs_ls(benchmark_results(STL + RUNS, "multi_mnist")).set_index("optimizer")
+    assert table.loc["adam", "difference"] == pytest.approx(5.0)      # (5 − 0, 5 − 0)
+    assert bool(table.loc["adam", "resolved"])                        # no spread: resolved
+    assert table.loc["apt_adam", "difference"] == pytest.approx(6.25)  # (5 − (−5), 0 − (−2.5)) / 2
+    assert set(table["method"]) == {"mgda"}
