@@ -217,3 +217,25 @@ def book_configs(profile: str, *, benchmarks: Sequence[str] | None = None, seeds
     if seeds is not None:
         configs = [c for c in configs if c.seed in seeds]
     return sorted(configs, key=lambda c: c.seed)
+
+
+# ---- Chapter 3: the diagnostics runs of claim 1 ----
+
+CLAIM1_BENCHMARK = "multi_mnist"
+CLAIM1_METHODS: tuple[str, ...] = ("ls", "mgda")
+CLAIM1_OPTIMIZERS: tuple[str, ...] = ("sgd", "sgdm", "adam", "muon", "apt_adam")
+# Untuned: the protocol's 1e-3 for the adaptive optimizers, 0.05 (a common LeNet choice) for the SGD variants.
+CLAIM1_LR: dict[str, float] = {"sgd": 0.05, "sgdm": 0.05, "adam": 1e-3, "muon": 1e-3, "apt_adam": 1e-3}
+CLAIM1_DIAGNOSTICS_EVERY: dict[str, int] = {"smoke": 1, "cpu": 5, "full": 50}
+
+
+def claim1_configs(profile: str, seed: int = 0, *, device: str = "cpu",
+                   data_dir: str | None = None) -> dict[tuple[str, str], Config]:
+    """(method, optimizer) -> the diagnostics run of chapter 3 (instant-gradient share and update fidelity)."""
+    return {
+        (method, optimizer): Config(benchmark=CLAIM1_BENCHMARK, method=method, optimizer=optimizer,
+                                    lr=CLAIM1_LR[optimizer], profile=profile, seed=seed, device=device,
+                                    data_dir=data_dir, diagnostics=True,
+                                    diagnostics_every=CLAIM1_DIAGNOSTICS_EVERY[profile])
+        for method in CLAIM1_METHODS for optimizer in CLAIM1_OPTIMIZERS
+    }

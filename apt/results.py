@@ -150,3 +150,55 @@ def method_vs_ls(results: BenchmarkResults) -> pd.DataFrame:
         parts.append(diff.assign(method=method))
     columns = ["optimizer", "method", "difference", "ci95", "n_seeds", "resolved"]
     return pd.concat(parts, ignore_index=True)[columns] if parts else pd.DataFrame(columns=columns)
+
+
+def optimizer_table(results: dict[str, BenchmarkResults]) -> pd.DataFrame:
+    """Per (benchmark, optimizer): how the MTL methods fare against LS under that optimizer.
+
+    Columns: LS Δm%, mean over methods of Δm%, the best method and its Δm%, how many methods are better / worse
+    than LS with a resolved paired difference (``method_vs_ls``), of how many, the mean MR of the optimizer's
+    arms (MR over all arms of the benchmark), and the seeds."""
+    rows = []
+    for name, res in results.items():
+        versus = method_vs_ls(res)
+        for optimizer, arms in res.arms.groupby("optimizer", sort=False):
+            part = versus[versus["optimizer"] == optimizer]
+            best = arms.loc[arms["delta_m_mean"].idxmin()]
+            ls = arms.loc[arms["method"] == "ls", "delta_m_mean"]
+            rows.append({
+                "benchmark": name, "optimizer": optimizer,
+                "LS Δm%": float(ls.iloc[0]) if len(ls) else np.nan,
+                "mean Δm% of methods": float(arms["delta_m_mean"].mean()),
+                "best method": best["method"], "best Δm%": float(best["delta_m_mean"]),
+                "better than LS": int(((part["difference"] < 0) & part["resolved"]).sum()),
+                "worse than LS": int(((part["difference"] > 0) & part["resolved"]).sum()),
+                "methods": len(part), "mean MR": float(arms["mean_rank"].mean()),
+                "seeds": int(arms["n_seeds"].min()),
+            })
+    return pd.DataFrame(rows).set_index(["benchmark", "optimizer"]) if rows else pd.DataFrame()
+
+
+def apt_table(results: dict[str, BenchmarkResults]) -> pd.DataFrame:
+    """Per (benchmark, APT variant): ``effect_counts`` and the mean over methods of the paired APT − base
+    difference in Δm% (points; < 0: APT helps on average)."""
+    rows = []
+    for name, res in results.items():
+        for apt in res.apt_effect["apt"].unique():
+            part = res.apt_effect[res.apt_effect["apt"] == apt]
+            rows.append({"benchmark": name, "apt": apt, **effect_counts(res.apt_effect, apt),
+                         "mean difference": float(part["difference"].mean()),
+                         "seeds": int(part["n_seeds"].min())})
+    return pd.DataFrame(rows).set_index(["benchmark", "apt"]) if rows else pd.DataFrame()
+
+
+def diagnostic_medians(records: dict[tuple[str, str], dict[str, Any]]) -> pd.DataFrame:
+    """Median over recorded steps of the instant-gradient share s_t = ‖(1−β_t) g_t‖ / ‖m_t‖ (column ``share``)
+    and the update fidelity f_t = cos(Δθ_t, −g_t) (column ``fidelity``) of diagnostics runs keyed by
+    (method, optimizer); index optimizer, columns (quantity, method)."""
+    rows = [{"method": method, "optimizer": optimizer,
+             "share": float(np.median(record["diagnostics"]["instant_gradient_share"])),
+             "fidelity": float(np.median(record["diagnostics"]["update_instant_cosine"]))}
+            for (method, optimizer), record in records.items()]
+    frame = pd.DataFrame(rows).set_index(["optimizer", "method"])
+    order = list(dict.fromkeys(optimizer for _, optimizer in records))
+    return frame.unstack("method").loc[order]

@@ -56,21 +56,13 @@ import numpy as np
 import pandas as pd
 from myst_nb import glue
 
-from apt.config import Config
 from apt.experiment import record_path, run
+from apt.grids import CLAIM1_METHODS as METHODS
+from apt.grids import CLAIM1_OPTIMIZERS as OPTIMIZERS
+from apt.grids import claim1_configs
+from apt.results import diagnostic_medians
 
-BENCHMARK = "multi_mnist"
-METHODS = ["ls", "mgda"]
-OPTIMIZERS = ["sgd", "sgdm", "adam", "muon", "apt_adam"]
-LR = {"sgd": 0.05, "sgdm": 0.05, "adam": 1e-3, "muon": 1e-3, "apt_adam": 1e-3}
-EVERY = {"smoke": 1, "cpu": 5, "full": 50}[profile]
-
-configs = {
-    (method, optimizer): Config(benchmark=BENCHMARK, method=method, optimizer=optimizer, lr=LR[optimizer],
-                                profile=profile, seed=seed, device=device, data_dir=data_dir,
-                                diagnostics=True, diagnostics_every=EVERY)
-    for method in METHODS for optimizer in OPTIMIZERS
-}
+configs = claim1_configs(profile, seed, device=device, data_dir=data_dir)
 # NBVAL_IGNORE_OUTPUT (how many runs are missing depends on what the store already holds)
 missing = [c.run_id for c in configs.values() if not record_path(c, results_dir).exists()]
 print(f"{len(configs)} runs, profile {profile}; {len(missing)} not yet in the results store (trained now)")
@@ -85,8 +77,7 @@ for (method, optimizer), record in records.items():
                      "share": diagnostics["instant_gradient_share"][i],
                      "fidelity": diagnostics["update_instant_cosine"][i]})
 steps = pd.DataFrame(rows)
-summary = steps.groupby(["method", "optimizer"])[["share", "fidelity"]].median().unstack("method")
-summary = summary.loc[OPTIMIZERS].round(3)
+summary = diagnostic_medians(records).round(3)
 accuracy = pd.DataFrame({key: record["final"]["test_metrics"] for key, record in records.items()}).T
 accuracy.index.names = ["method", "optimizer"]
 print("median over recorded steps (profile", profile + ")")
