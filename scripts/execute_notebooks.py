@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def toc_notebooks(toc_path: Path = ROOT / "_toc.yml") -> list[Path]:
-    """The ``notebooks/*.py`` sources named in the table of contents, in reading order."""
+    """The ``notebooks/*.py`` sources named in the table of contents, in reading order, the root page last."""
     toc = yaml.safe_load(toc_path.read_text())
     names: list[str] = []
 
@@ -39,6 +39,8 @@ def toc_notebooks(toc_path: Path = ROOT / "_toc.yml") -> list[Path]:
                         visit(item)
 
     visit(toc)
+    # The root page quotes results the chapters compute: execute it last.
+    names = names[1:] + names[:1] if names and names[0] == toc.get("root") else names
     sources = [ROOT / f"{name}.py" for name in names if name.startswith("notebooks/")]
     missing = [str(s) for s in sources if not s.is_file()]
     if missing:

@@ -1,0 +1,154 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# (chapter-intro)=
+# # Do advanced optimizers help or hurt multi-task learning — and does APT fix it?
+#
+# Optimization-based multi-task learning (MTL) methods take the K task losses of a model, or their
+# gradients, and turn them into one update: MGDA {cite}`sener2018mgda` finds the minimum-norm point of the
+# gradients' convex hull, PCGrad {cite}`yu2020pcgrad` projects away conflicts, CAGrad {cite}`liu2021cagrad`
+# maximizes the worst task's improvement near the average gradient, Nash-MTL {cite}`navon2022nashmtl`
+# bargains, FAMO {cite}`liu2023famo` balances loss decrease rates, FairGrad {cite}`ban2024fairgrad` allocates
+# "fair" progress. Nearly all of them were published with Adam {cite}`kingma2015adam` as the optimizer.
+#
+# The APT paper {cite}`zhou2026apt` makes three claims that this book tests with measurements:
+#
+# 1. Under advanced optimizers the *instant* gradient that an MTL method carefully builds is only a small part
+#    of the actual parameter update: momentum and second moments dominate, so the method's de-conflicting and
+#    re-balancing is diluted.
+# 2. Muon {cite}`jordan2024muon` behaves like a multi-task learner: its orthogonalization already balances
+#    directions, so *which* gradient is orthogonalized matters.
+# 3. APT — an adaptive momentum whose coefficient moves between β_min and β_max with the agreement between the
+#    instant gradient and the momentum, plus a light direction-preservation step for Muon — makes existing MTL
+#    methods better on Cityscapes, NYUv2, CelebA and QM9.
+
+# %% tags=["parameters"]
+profile = "cpu"
+device = "cpu"
+seed = 0
+data_dir = None
+results_dir = None
+
+# %%
+from myst_nb import glue
+
+from apt.experiment import record_path
+from apt.grids import book_grids, claim1_configs, load_grid
+from apt.results import apt_table, diagnostic_medians, optimizer_table, stored_results
+from apt.store import read_record
+
+# This page only reads the results store; the chapters train. (`make book` executes it after them.)
+claim1 = claim1_configs(profile, seed, device=device, data_dir=data_dir)
+have_claim1 = all(record_path(c, results_dir).exists() for c in claim1.values())
+if have_claim1:
+    medians = diagnostic_medians({k: read_record(record_path(c, results_dir)) for k, c in claim1.items()})
+    for optimizer in ("sgdm", "adam", "muon", "apt_adam"):
+        for quantity in ("share", "fidelity"):
+            glue(f"intro_{optimizer}_{quantity}", f"{medians.loc[optimizer, (quantity, 'mgda')]:.2f}", display=False)
+else:
+    for optimizer in ("sgdm", "adam", "muon", "apt_adam"):
+        for quantity in ("share", "fidelity"):
+            glue(f"intro_{optimizer}_{quantity}", "(not measured in this build)", display=False)
+
+results = stored_results(profile, results_dir=results_dir, data_dir=data_dir)
+by_optimizer = optimizer_table(results)
+by_apt = apt_table(results)
+coverage = {name: load_grid(g, profile, results_dir=results_dir, data_dir=data_dir)
+            for name, g in book_grids(profile).items()}
+
+
+def sentence_vs_ls(optimizer: str) -> str:
+    """'b of n methods beat LS, w do worse (resolved), over benchmarks ...' for one optimizer setting."""
+    if by_optimizer.empty or optimizer not in by_optimizer.index.get_level_values("optimizer"):
+        return "not measured in this build"
+    part = by_optimizer.xs(optimizer, level="optimizer")
+    b, w, n = int(part["better than LS"].sum()), int(part["worse than LS"].sum()), int(part["methods"].sum())
+    return (f"{b} of {n} method × benchmark pairs beat LS and {w} do worse (resolved paired differences; "
+            f"the rest unresolved)")
+
+
+def sentence_apt(apt: str) -> str:
+    """'b better, w worse, u unresolved of n; mean difference d' for one APT variant."""
+    if by_apt.empty or apt not in by_apt.index.get_level_values("apt"):
+        return "not measured in this build"
+    part = by_apt.xs(apt, level="apt")
+    b, w, u, n = (int(part[c].sum()) for c in ("better", "worse", "unresolved", "methods"))
+    return (f"{b} better, {w} worse, {u} unresolved out of {n} method × benchmark pairs "
+            f"(mean paired change {part['mean difference'].mean():+.2f} Δm% points)")
+
+
+for optimizer in ("adam", "apt_adam", "muon", "apt_muon"):
+    glue(f"intro_vs_ls_{optimizer}", sentence_vs_ls(optimizer), display=False)
+for apt in ("apt_adam", "apt_muon"):
+    glue(f"intro_{apt}", sentence_apt(apt), display=False)
+shown = [f"{name} ({len(coverage[name].complete_seeds())} seed(s))" for name in results]
+glue("intro_benchmarks", ", ".join(shown) if shown else "none yet", display=False)
+glue("intro_profile", profile, display=False)
+# NBVAL_IGNORE_OUTPUT (depends on the store)
+print({name: loaded.coverage for name, loaded in coverage.items()})
+
+# %% [markdown]
+# ## The answer so far, in numbers
+#
+# Computed from this build's results store (profile {glue:text}`intro_profile`) when the page was executed;
+# every number links to the chapter that measures it.
+#
+# - **Claim 1** ({ref}`chapter-instant-gradient`): with MGDA on Multi-MNIST, the current step's gradient makes up
+#   a median share of {glue:text}`intro_adam_share` of Adam's first moment ({glue:text}`intro_muon_share` of Muon's
+#   momentum, {glue:text}`intro_sgdm_share` under SGD with momentum), and the step taken keeps a median cosine of
+#   {glue:text}`intro_adam_fidelity` (Adam) and {glue:text}`intro_muon_fidelity` (Muon) with MGDA's direction.
+#   APT-Adam's assumed rule raises them to {glue:text}`intro_apt_adam_share` and
+#   {glue:text}`intro_apt_adam_fidelity`. Measured: the instant direction is a minority of the step.
+# - **Do MTL methods still beat summing the losses (LS)?** Over the benchmark grids complete in this build —
+#   {glue:text}`intro_benchmarks` — under Adam {glue:text}`intro_vs_ls_adam`; under Muon
+#   {glue:text}`intro_vs_ls_muon`; under APT-Adam {glue:text}`intro_vs_ls_apt_adam`; under APT-Muon
+#   {glue:text}`intro_vs_ls_apt_muon` ({ref}`chapter-multi`, {ref}`chapter-summary`).
+# - **Does APT help?** APT-Adam against Adam: {glue:text}`intro_apt_adam`. APT-Muon against Muon:
+#   {glue:text}`intro_apt_muon`. Which of our assumed rules drive this is measured in {ref}`chapter-apt`.
+#
+# A difference is called resolved only when its 95% interval over seeds, paired by seed, excludes zero;
+# "unresolved" is not "no effect". The summary chapter states what the seed counts can resolve.
+#
+# ## What the `cpu` build can and cannot show
+#
+# The `cpu` profile runs the real benchmarks' data, models, losses and metrics with fewer samples and epochs
+# (each chapter shows its sizes), so that the whole book rebuilds on a laptop; the `full` profile is the published
+# protocol, for a GPU. Relative comparisons at the `cpu` size (method against method, APT against its base,
+# paired by seed) are what this build measures; absolute numbers are not comparable with the papers' tables,
+# and CelebA, NYUv2 and Cityscapes (whose images are not on the build machine) are described with their exact
+# GPU commands but not run.
+#
+# ## What is measured here, and what is an assumption
+#
+# The paper's equations are not available to us. Every APT rule in the `apt` package is therefore an
+# *assumption*: a small, named, swappable rule with an entry in the assumptions register, compared against its
+# alternatives ({ref}`chapter-apt`). None of them is presented as the paper's formula, and where our
+# measurements disagree with the paper, the book says so.
+#
+# ## How to read and rerun this book
+#
+# Every figure and table is computed by the `apt` package, by a notebook you can re-execute, from real
+# benchmark data, except where a chapter says otherwise (the two-objective toy is synthetic, and the timing
+# benchmarks use random inputs of the real shapes); each says which *profile* produced it. From a clone of the
+# repository, `make book` rebuilds this book and `make test` runs the test suite; `make results` recomputes
+# every stored run that is missing (`python -m apt grid --profile cpu`); the README gives the exact commands to
+# rerun any chapter on a GPU.
+#
+# ```{tableofcontents}
+# ```
+#
+# ## References
+#
+# ```{bibliography}
+# ```
