@@ -42,9 +42,9 @@ test: $(STAMP)
 	$(PY) -m pytest tests _build/smoke-notebooks --nbval -p no:cacheprovider
 
 # Compute every committed `cpu` record that is missing (delete results/cpu first to recompute them all):
-# the runs the chapters read (executing them trains what is missing) and the sweeps cited in notes.
+# the book's grids and APT ablations (apt/grids.py; hours on 2 cores), then the runs the chapters train themselves.
 results: $(STAMP)
-	$(PY) -m apt sweep --benchmark multi_fashion --methods ls,mgda --optimizers adam --seeds 0,1,2 --no-stl --profile cpu
+	$(PY) -m apt grid --profile cpu
 	$(PY) scripts/execute_notebooks.py --profile cpu --out _build/results-notebooks
 
 clean:

@@ -87,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     grid_parser = commands.add_parser(
         "grid", help="train the missing runs of the book's grids and ablations (apt.grids) at a profile")
     grid_parser.add_argument("--profile", default="cpu", help="full | cpu | smoke (default cpu)")
+    grid_parser.add_argument("--device", default="cpu")
     grid_parser.add_argument("--benchmarks", type=_csv, default=None, help="default: every grid of the profile")
     grid_parser.add_argument("--seeds", type=lambda s: [int(x) for x in _csv(s)], default=None)
     grid_parser.add_argument("--no-ablations", action="store_true", help="leave out chapter 5's APT ablations")
@@ -152,7 +153,7 @@ def _grid(args: argparse.Namespace) -> int:
     while True:
         configs = book_configs(args.profile, benchmarks=args.benchmarks, seeds=args.seeds,
                                ablations=not args.no_ablations, results_dir=args.results_dir,
-                               data_dir=args.data_dir)
+                               device=args.device, data_dir=args.data_dir)
         missing = [c for c in configs if not record_path(c, args.results_dir).exists() and c.run_id not in failed]
         print(f"{len(configs)} runs in the {args.profile} book grid selected; {len(missing)} missing")
         if args.dry_run or not missing:

@@ -152,11 +152,12 @@ ABLATION_SEEDS: dict[str, tuple[int, ...]] = {"smoke": (0,), "cpu": (0, 1), "ful
 DIAGNOSTICS_EVERY: dict[str, int] = {"smoke": 1, "cpu": 10, "full": 50}
 
 
-def ablation_config(variant: Variant, seed: int, profile: str, *, data_dir: str | None = None,
+def ablation_config(variant: Variant, seed: int, profile: str, *, device: str = "cpu", data_dir: str | None = None,
                     benchmark: str = ABLATION_BENCHMARK, method: str = ABLATION_METHOD) -> Config:
     """The run of one ablation arm: diagnostics on (the β actually used is what the fixed-β control needs)."""
     return Config(benchmark=benchmark, method=method, optimizer=variant.optimizer,
-                  optimizer_hp=dict(variant.optimizer_hp), profile=profile, seed=seed, data_dir=data_dir,
+                  optimizer_hp=dict(variant.optimizer_hp), profile=profile, seed=seed, device=device,
+                  data_dir=data_dir,
                   diagnostics=True, diagnostics_every=DIAGNOSTICS_EVERY[profile])
 
 
@@ -179,7 +180,7 @@ def fixed_beta_variant(default_records: Sequence[dict[str, Any]], optimizer: str
                    "adaptivity (control)")
 
 
-def ablation_arms(profile: str, *, results_dir: Path | None = None,
+def ablation_arms(profile: str, *, results_dir: Path | None = None, device: str = "cpu",
                   data_dir: str | None = None) -> dict[str, list[tuple[Variant, Config]]]:
     """The arms of both ablations ('apt_adam', 'apt_muon') × seeds, with (variant, config) pairs.
 
@@ -190,18 +191,19 @@ def ablation_arms(profile: str, *, results_dir: Path | None = None,
     n_variants = 3 if profile == "smoke" else None
     arms: dict[str, list[tuple[Variant, Config]]] = {}
     for family, variants in (("apt_adam", APT_ADAM_VARIANTS), ("apt_muon", APT_MUON_VARIANTS)):
-        pairs = [(v, ablation_config(v, s, profile, data_dir=data_dir)) for v in variants[:n_variants] for s in seeds]
+        pairs = [(v, ablation_config(v, s, profile, device=device, data_dir=data_dir))
+                 for v in variants[:n_variants] for s in seeds]
         default = variants[1]
         default_paths = [record_path(c, results_dir) for v, c in pairs if v == default]
         if all(p.exists() for p in default_paths):
             control = fixed_beta_variant([read_record(p) for p in default_paths], family)
-            pairs += [(control, ablation_config(control, s, profile, data_dir=data_dir)) for s in seeds]
+            pairs += [(control, ablation_config(control, s, profile, device=device, data_dir=data_dir)) for s in seeds]
         arms[family] = pairs
     return arms
 
 
 def book_configs(profile: str, *, benchmarks: Sequence[str] | None = None, seeds: Sequence[int] | None = None,
-                 ablations: bool = True, results_dir: Path | None = None,
+                 ablations: bool = True, results_dir: Path | None = None, device: str = "cpu",
                  data_dir: str | None = None) -> list[Config]:
     """Every run the book's result chapters read at ``profile`` (grids, then ablations), seed-major, so that a
     sweep stopped half-way leaves complete seeds rather than complete methods."""
@@ -210,9 +212,10 @@ def book_configs(profile: str, *, benchmarks: Sequence[str] | None = None, seeds
     if unknown:
         raise ValueError(f"no {profile!r} book grid for benchmark(s) {unknown}; grids: {', '.join(grids)}")
     chosen = [grids[b] for b in (benchmarks or grids)]
-    configs = [c for g in chosen for c in g.configs(profile, data_dir=data_dir)]
+    configs = [c for g in chosen for c in g.configs(profile, device=device, data_dir=data_dir)]
     if ablations:
-        configs += [c for pairs in ablation_arms(profile, results_dir=results_dir, data_dir=data_dir).values()
+        configs += [c for pairs in ablation_arms(profile, results_dir=results_dir, device=device,
+                                                 data_dir=data_dir).values()
                     for _, c in pairs]
     if seeds is not None:
         configs = [c for c in configs if c.seed in seeds]
