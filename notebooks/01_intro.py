@@ -95,7 +95,8 @@ for apt in ("apt_adam", "apt_muon"):
 shown = [f"{name} ({len(coverage[name].complete_seeds())} seed(s))" for name in results]
 glue("intro_benchmarks", ", ".join(shown) if shown else "none yet", display=False)
 glue("intro_profile", profile, display=False)
-# NBVAL_IGNORE_OUTPUT (depends on the store)
+# NBVAL_IGNORE_OUTPUT
+# (depends on the store)
 print({name: loaded.coverage for name, loaded in coverage.items()})
 
 # %% [markdown]

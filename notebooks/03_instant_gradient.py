@@ -63,7 +63,8 @@ from apt.grids import claim1_configs
 from apt.results import diagnostic_medians
 
 configs = claim1_configs(profile, seed, device=device, data_dir=data_dir)
-# NBVAL_IGNORE_OUTPUT (how many runs are missing depends on what the store already holds)
+# NBVAL_IGNORE_OUTPUT
+# (how many runs are missing depends on what the store already holds)
 missing = [c.run_id for c in configs.values() if not record_path(c, results_dir).exists()]
 print(f"{len(configs)} runs, profile {profile}; {len(missing)} not yet in the results store (trained now)")
 records = {key: run(config, results_dir=results_dir, progress=False) for key, config in configs.items()}

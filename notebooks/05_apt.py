@@ -110,7 +110,8 @@ arms = ablation_arms(profile, results_dir=results_dir, data_dir=data_dir)
 configs = [config for pairs in arms.values() for _, config in pairs]
 stl_configs = [c for c in book_grids(profile)[ABLATION_BENCHMARK].configs(profile, data_dir=data_dir)
                if c.stl_task is not None and c.seed in ABLATION_SEEDS[profile]]
-# NBVAL_IGNORE_OUTPUT (how many runs are missing depends on what the store already holds)
+# NBVAL_IGNORE_OUTPUT
+# (how many runs are missing depends on what the store already holds)
 missing = [c.run_id for c in configs + stl_configs if not record_path(c, results_dir).exists()]
 print(f"{len(configs)} ablation runs + {len(stl_configs)} single-task baselines, profile {profile}, "
       f"seeds {list(ABLATION_SEEDS[profile])}; {len(missing)} not yet in the store (trained now)")

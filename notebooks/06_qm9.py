@@ -76,7 +76,8 @@ pd.DataFrame({
 
 # %%
 complete = stored.complete_seeds()
-# NBVAL_IGNORE_OUTPUT (depends on the store)
+# NBVAL_IGNORE_OUTPUT
+# (depends on the store)
 print(f"{stored.coverage}; complete seeds: {complete or 'none'}")
 print(f"grid: {len(grid.methods)} methods × {len(grid.optimizers)} optimizers × seeds {list(grid.seeds)}")
 results = benchmark_results(stored.complete_records(), BENCHMARK) if complete else None

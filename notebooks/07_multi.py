@@ -83,7 +83,8 @@ pd.DataFrame(protocol_rows).set_index("benchmark")
 
 # %%
 results = stored_results(profile, benchmarks=MULTI_BENCHMARKS, results_dir=results_dir, data_dir=data_dir)
-# NBVAL_IGNORE_OUTPUT (what is complete depends on the store)
+# NBVAL_IGNORE_OUTPUT
+# (what is complete depends on the store)
 for name, loaded in stored.items():
     seeds = loaded.complete_seeds()
     print(f"{name}: {loaded.coverage}; complete seeds: {seeds or 'none'}"

@@ -38,7 +38,8 @@ from apt.results import apt_table, optimizer_table, stored_results
 grids = book_grids(profile)
 coverage = {name: load_grid(g, profile, results_dir=results_dir, data_dir=data_dir) for name, g in grids.items()}
 results = stored_results(profile, results_dir=results_dir, data_dir=data_dir)
-# NBVAL_IGNORE_OUTPUT (depends on the store)
+# NBVAL_IGNORE_OUTPUT
+# (depends on the store)
 pd.DataFrame({name: {"runs stored": loaded.coverage.split(" runs")[0], "complete seeds": loaded.complete_seeds()}
               for name, loaded in coverage.items()}).T
 

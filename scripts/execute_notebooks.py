@@ -85,12 +85,13 @@ def main(argv: list[str] | None = None) -> int:
 
     sources = [Path(n).resolve() for n in args.notebooks] or toc_notebooks()
     args.out.mkdir(parents=True, exist_ok=True)
-    results_dir = args.results_dir or str(ROOT / "results" / args.profile)
+    # Absolute paths: the kernel runs in the notebook's folder, where a relative path would mean something else.
+    results_dir = str(Path(args.results_dir).resolve()) if args.results_dir else str(ROOT / "results" / args.profile)
     parameters = {
         "profile": args.profile,
         "device": args.device,
         "seed": args.seed,
-        "data_dir": args.data_dir,
+        "data_dir": str(Path(args.data_dir).resolve()) if args.data_dir else None,
         "results_dir": results_dir,
     }
     for source in sources:
