@@ -489,3 +489,36 @@ def comparison_frame(records: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
         rows.append(row)
     return pd.DataFrame(rows).set_index("run")
 
+
+
+# ----- for the instructor ------------------------------------------------------------------------------------------
+def write_learner_copy(source: str | Path, target: str | Path) -> int:
+    """Write the chapter as a notebook without its solutions, for participants; returns the cells removed.
+
+    source: the jupytext ``.py`` chapter; target: an ``.ipynb`` path. Removed: code cells tagged ``solution`` and
+    the markdown cell that opens each solution (``solution-start``: it holds the worked explanation); the
+    ``solution-end`` fence that opens the following markdown cell is cut from it, the rest of that cell is kept.
+    """
+    import jupytext
+    import nbformat
+
+    notebook = jupytext.read(source)
+    kept, removed = [], 0
+    for cell in notebook.cells:
+        text = cell.source.lstrip()
+        if "solution" in cell.metadata.get("tags", []) or text.startswith("```{solution-start}"):
+            removed += 1
+            continue
+        if text.startswith("```{solution-end}"):
+            rest = text.split("\n", 2)[2] if text.count("\n") >= 2 else ""
+            if not rest.strip():
+                removed += 1
+                continue
+            cell.source = rest
+        kept.append(cell)
+    if removed == 0:
+        raise ValueError(f"{source}: no solution cells found (tag 'solution' or a solution-start directive)")
+    notebook.cells = kept
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(notebook, str(target))
+    return removed

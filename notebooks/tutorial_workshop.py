@@ -154,8 +154,8 @@ tutorial.check_min_norm_direction(min_norm_direction)
 # ```{solution-start} ex-min-norm
 # :class: dropdown
 # ```
-# $\frac{d}{dw}\lVert g_2 + w (g_1 - g_2)\rVert^2 = 0$ gives $w = \frac{(g_2 - g_1) \cdot g_2}{\lVert g_1 - g_2 \rVert^2}$;
-# clipped to $[0, 1]$. When $g_1 \cdot g_2 \ge \lVert g_1 \rVert^2$ (the shorter gradient's projection on the
+# $\frac{d}{dw}\lVert g_2 + w (g_1 - g_2)\rVert^2 = 0$ gives
+# $w = \frac{(g_2 - g_1) \cdot g_2}{\lVert g_1 - g_2 \rVert^2}$, clipped to $[0, 1]$. When $g_1 \cdot g_2 \ge \lVert g_1 \rVert^2$ (the shorter gradient's projection on the
 # other is at least its own length) the clip is active and $d^\star$ is the shorter gradient.
 
 # %% tags=["solution"]
@@ -403,6 +403,8 @@ tutorial.check_single_change(baseline, apt_config)
 # more than the seed-to-seed spread.
 
 # %%
+if not tutorial.check_single_change(baseline, apt_config).ok:
+    raise ValueError("finish exercise 4 first: the runs below compare the baseline with your apt_config")
 step4_configs = {(arm, s): dataclasses.replace(config, seed=s)
                  for arm, config in (("adam", baseline), ("apt_adam", apt_config)) for s in SEEDS}
 # NBVAL_IGNORE_OUTPUT (what is trained depends on what the results store already holds)
@@ -449,7 +451,8 @@ difference.round(4)
 # %%
 # A fixed-β control: APT-Adam with β_min = β_max = 0.7 is Adam with β1 = 0.7 (register A8). Run it live with
 # run(fixed_beta_control, results_dir=results_dir) and add it to the comparison of step 4.
-fixed_beta_control = dataclasses.replace(apt_config, optimizer_hp={"beta_min": 0.7, "beta_max": 0.7})
+fixed_beta_control = dataclasses.replace(baseline, optimizer="apt_adam",
+                                         optimizer_hp={"beta_min": 0.7, "beta_max": 0.7})
 fixed_beta_control.optimizer, dict(fixed_beta_control.optimizer_hp)
 
 # %% [markdown]
