@@ -128,7 +128,8 @@ plt.show()
 # Live, move the sliders (this works in Jupyter and Colab; the static book shows only the code):
 
 # %% tags=["remove-output"]
-# NBVAL_IGNORE_OUTPUT (a widget)
+# NBVAL_IGNORE_OUTPUT
+# (a widget: its output differs between runs)
 _ = interact(tutorial.show_directions, angle_deg=(0, 180, 5), norm_ratio=(0.2, 3.0, 0.1))
 
 # %% [markdown]
@@ -245,7 +246,8 @@ def workshop_config(optimizer: str, run_seed: int = seed) -> Config:
 
 
 step2_configs = {name: workshop_config(name) for name in ("sgd", "sgdm", "adam")}
-# NBVAL_IGNORE_OUTPUT (what is trained depends on what the results store already holds)
+# NBVAL_IGNORE_OUTPUT
+# (what is trained depends on what the results store already holds)
 missing = [c.run_id for c in step2_configs.values() if not record_path(c, results_dir).exists()]
 print(f"{len(missing)} of {len(step2_configs)} runs not in the results store yet: training them now")
 step2_records = {name: run(c, results_dir=results_dir, progress=False) for name, c in step2_configs.items()}
@@ -259,8 +261,8 @@ step2_summary.round(3)
 
 # %%
 for name in ("sgdm", "adam"):
-    glue(f"workshop_{name}_share", step2_summary.loc[name, "median share"], display=False)
-    glue(f"workshop_{name}_fidelity", step2_summary.loc[name, "median fidelity"], display=False)
+    glue(f"workshop_{name}_share", float(step2_summary.loc[name, "median share"]), display=False)
+    glue(f"workshop_{name}_fidelity", float(step2_summary.loc[name, "median fidelity"]), display=False)
 
 # %% [markdown]
 # In this run the median share is {glue:text}`workshop_sgdm_share:.2f` under SGD-momentum and
@@ -343,10 +345,10 @@ for label, weight in (("equal weights", 1.0), ("right task x 0.1", 0.1)):
         rows.append({"weights": label, "update": update_name, "cos with left": float(cosines[0]),
                      "cos with right": float(cosines[1])})
 balance = pd.DataFrame(rows).set_index(["weights", "update"])
-glue("workshop_right_cos_summed", balance.loc[("right task x 0.1", "summed gradient"), "cos with right"],
+glue("workshop_right_cos_summed", float(balance.loc[("right task x 0.1", "summed gradient"), "cos with right"]),
      display=False)
-glue("workshop_right_cos_muon", balance.loc[("right task x 0.1", "orthogonalized (Muon)"), "cos with right"],
-     display=False)
+glue("workshop_right_cos_muon",
+     float(balance.loc[("right task x 0.1", "orthogonalized (Muon)"), "cos with right"]), display=False)
 balance.round(3)
 
 # %% [markdown]
@@ -407,7 +409,8 @@ if not tutorial.check_single_change(baseline, apt_config).ok:
     raise ValueError("finish exercise 4 first: the runs below compare the baseline with your apt_config")
 step4_configs = {(arm, s): dataclasses.replace(config, seed=s)
                  for arm, config in (("adam", baseline), ("apt_adam", apt_config)) for s in SEEDS}
-# NBVAL_IGNORE_OUTPUT (what is trained depends on what the results store already holds)
+# NBVAL_IGNORE_OUTPUT
+# (what is trained depends on what the results store already holds)
 missing = [c.run_id for c in step4_configs.values() if not record_path(c, results_dir).exists()]
 print(f"{len(missing)} of {len(step4_configs)} runs not in the results store yet: training them now")
 step4_records = {key: run(c, results_dir=results_dir, progress=False) for key, c in step4_configs.items()}
