@@ -92,8 +92,8 @@ from apt.optim import newton_schulz, polar_factor
 # `cpu` here (this chapter is a workshop, not a measurement for the book's conclusions).
 RUN_SIZE = {
     "smoke": ("smoke", {"epochs": 1, "n_train": 256, "n_val": 64, "n_test": 128}),
-    "cpu": ("cpu", {"epochs": 4, "n_train": 20_000, "n_val": 500, "n_test": 5_000}),
-    "full": ("cpu", {"epochs": 4, "n_train": 20_000, "n_val": 500, "n_test": 5_000}),
+    "cpu": ("cpu", {"epochs": 3, "n_train": 12_000, "n_val": 500, "n_test": 4_000}),
+    "full": ("cpu", {"epochs": 3, "n_train": 12_000, "n_val": 500, "n_test": 4_000}),
 }[profile]
 SEEDS = {"smoke": [seed, seed + 1], "cpu": [seed, seed + 1, seed + 2], "full": [seed, seed + 1, seed + 2]}[profile]
 WARMUP_STEPS = {"smoke": 5, "cpu": 30, "full": 30}[profile]
