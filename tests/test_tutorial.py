@@ -303,7 +303,7 @@ def test_learner_copy_drops_solutions_and_keeps_every_exercise(tmp_path):
     n_solutions = sum("solution" in cell.metadata.get("tags", []) for cell in original.cells)
     assert n_solutions == 4 and removed == 2 * n_solutions
     assert "solution-start" not in text and "solution-end" not in text
-    assert "dataclasses.replace(baseline, optimizer=" not in text  # exercise 4's answer
+    assert "apt_config = dataclasses.replace(" not in text  # exercise 4's answer
     assert text.count("{exercise}") == 4 and text.count("# YOUR CODE HERE") == 4
     assert text.count("tutorial.check_") == 4  # the learner's check cells stay
     assert "**Discuss (2 min).**" in text  # the text after a solution-end fence stays
