@@ -305,7 +305,7 @@ def test_learner_copy_drops_solutions_and_keeps_every_exercise(tmp_path):
     assert "solution-start" not in text and "solution-end" not in text
     assert "apt_config = dataclasses.replace(" not in text  # exercise 4's answer
     assert text.count("{exercise}") == 4 and text.count("# YOUR CODE HERE") == 4
-    assert text.count("tutorial.check_") == 4  # the learner's check cells stay
+    assert text.count("tutorial.check_") == 5  # the 4 check cells stay, and step 4's guard before its runs
     assert "**Discuss (2 min).**" in text  # the text after a solution-end fence stays
 
 
