@@ -81,3 +81,17 @@ def test_method_vs_ls_by_hand() -> None:
     assert bool(table.loc["adam", "resolved"])                        # no spread: resolved
     assert table.loc["apt_adam", "difference"] == pytest.approx(6.25)  # (5 − (−5), 0 − (−2.5)) / 2
     assert set(table["method"]) == {"mgda"}
+
+
+def test_optimizer_and_apt_tables_by_hand() -> None:
+    from apt.results import apt_table, optimizer_table
+
+    results = {"multi_mnist": benchmark_results(STL + RUNS, "multi_mnist")}
+    table = optimizer_table(results).loc["multi_mnist"]
+    assert table.loc["adam", "LS Δm%"] == pytest.approx(0.0)
+    assert table.loc["adam", "best method"] == "ls"
+    assert table.loc["adam", "worse than LS"] == 1 and table.loc["adam", "better than LS"] == 0
+    assert table.loc["apt_adam", "mean Δm% of methods"] == pytest.approx((-3.75 + 2.5) / 2)
+    apt = apt_table(results).loc[("multi_mnist", "apt_adam")]
+    assert apt["mean difference"] == pytest.approx((-3.75 - 2.5) / 2)
+    assert apt["unresolved"] == 2 and apt["seeds"] == 2
