@@ -91,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     grid_parser.add_argument("--benchmarks", type=_csv, default=None, help="default: every grid of the profile")
     grid_parser.add_argument("--seeds", type=lambda s: [int(x) for x in _csv(s)], default=None)
     grid_parser.add_argument("--no-ablations", action="store_true", help="leave out chapter 5's APT ablations")
+    grid_parser.add_argument("--no-grids", action="store_true", help="only chapter 5's APT ablations")
     grid_parser.add_argument("--dry-run", action="store_true", help="only say how many runs are missing")
     grid_parser.add_argument("--data-dir", default=None, help="default: $APT_DATA_DIR or ../shared/data")
     grid_parser.add_argument("--results-dir", type=Path, default=None, help="default: results/<profile>")
@@ -152,7 +153,8 @@ def _grid(args: argparse.Namespace) -> int:
     failed: dict[str, str] = {}
     while True:
         configs = book_configs(args.profile, benchmarks=args.benchmarks, seeds=args.seeds,
-                               ablations=not args.no_ablations, results_dir=args.results_dir,
+                               grids=not args.no_grids, ablations=not args.no_ablations,
+                               results_dir=args.results_dir,
                                device=args.device, data_dir=args.data_dir)
         missing = [c for c in configs if not record_path(c, args.results_dir).exists() and c.run_id not in failed]
         print(f"{len(configs)} runs in the {args.profile} book grid selected; {len(missing)} missing")

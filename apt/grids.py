@@ -203,15 +203,15 @@ def ablation_arms(profile: str, *, results_dir: Path | None = None, device: str 
 
 
 def book_configs(profile: str, *, benchmarks: Sequence[str] | None = None, seeds: Sequence[int] | None = None,
-                 ablations: bool = True, results_dir: Path | None = None, device: str = "cpu",
+                 grids: bool = True, ablations: bool = True, results_dir: Path | None = None, device: str = "cpu",
                  data_dir: str | None = None) -> list[Config]:
     """Every run the book's result chapters read at ``profile`` (grids, then ablations), seed-major, so that a
     sweep stopped half-way leaves complete seeds rather than complete methods."""
-    grids = book_grids(profile)
-    unknown = sorted(set(benchmarks or ()) - set(grids))
+    all_grids = book_grids(profile)
+    unknown = sorted(set(benchmarks or ()) - set(all_grids))
     if unknown:
-        raise ValueError(f"no {profile!r} book grid for benchmark(s) {unknown}; grids: {', '.join(grids)}")
-    chosen = [grids[b] for b in (benchmarks or grids)]
+        raise ValueError(f"no {profile!r} book grid for benchmark(s) {unknown}; grids: {', '.join(all_grids)}")
+    chosen = [all_grids[b] for b in (benchmarks or all_grids)] if grids else []
     configs = [c for g in chosen for c in g.configs(profile, device=device, data_dir=data_dir)]
     if ablations:
         configs += [c for pairs in ablation_arms(profile, results_dir=results_dir, device=device,
