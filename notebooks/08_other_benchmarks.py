@@ -50,8 +50,9 @@ seed = 0
 data_dir = None
 results_dir = None
 
-# %%
+# %% tags=["hide-input"]
 import shlex
+import textwrap
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -88,7 +89,8 @@ def protocol_table(name: str) -> pd.DataFrame:
         p = cls.protocol.with_overrides(cls.profiles[prof])
         rows[prof] = {
             "epochs": p.epochs, "batch": p.batch_size, "lr": p.lr, "optimizer (protocol)": p.optimizer,
-            "schedule": p.scheduler + (f" {dict(p.scheduler_kwargs)}" if p.scheduler != "none" else ""),
+            "schedule": p.scheduler + (" (" + ", ".join(f"{k} {v}" for k, v in p.scheduler_kwargs.items()) + ")"
+                                       if p.scheduler != "none" else ""),
             "reported epochs": f"{p.selection} (k={p.selection_k})" if p.selection == "last_k" else p.selection,
             "n_train": p.n_train or "all", "n_val": p.n_val or ("all" if p.selection != "last_k" else "—"),
             "n_test": p.n_test or "all", "seeds": ",".join(map(str, p.seeds)),
@@ -99,6 +101,11 @@ def protocol_table(name: str) -> pd.DataFrame:
 def profile_notes(name: str) -> pd.DataFrame:
     notes = benchmark_class(name).profile_notes
     return pd.DataFrame({"why these sizes": [notes.get(p, "") for p in PROFILES]}, index=pd.Index(PROFILES, name="profile"))
+
+
+def wrapped(text: str, width: int = 88) -> str:
+    """Long messages folded for the page (every line of ``text`` wrapped at ``width``)."""
+    return "\n".join(textwrap.fill(line, width, subsequent_indent="  ") for line in text.splitlines())
 
 
 def missing_data(name: str, prof: str = "full") -> str | None:
@@ -156,17 +163,17 @@ def render_results(name: str) -> int:
         try:
             runs = runs_frame(records, name)
         except MissingBaselineError as error:
-            print(f"profile {prof}: {error}; Δm% is not computed (run the sweep without --no-stl).")
+            print(wrapped(f"profile {prof}: {error}; Δm% is not computed (run the sweep without --no-stl)."))
             runs = runs_frame(records, name, with_delta_m=False)
         table = results_table(runs, name)
-        print(f"profile {prof} ({store}): {len(mtl)} runs; mean ± 95% CI over seeds; "
-              f"Δm% against {table.attrs['delta_m_baseline']}; MR over all rows of the table")
+        print(wrapped(f"profile {prof} ({store}): {len(mtl)} runs; mean ± 95% CI over seeds; "
+                      f"Δm% against {table.attrs['delta_m_baseline']}; MR over all rows of the table"))
         display(format_results(table))
     if not found:
         why = missing_data(name, "full")
         stores = ", ".join(str(s) for s in STORES.values())
-        print(f"This build did not run {name}: no record of it in {stores}.")
-        print("Why: " + (why if why else "the data is present, but nobody has run the sweep yet."))
+        print(wrapped(f"This build did not run {name}: no record of it in {stores}."))
+        print(wrapped("Why: " + (why if why else "the data is present, but nobody has run the sweep yet.")))
     return found
 
 
@@ -177,7 +184,7 @@ def render_results(name: str) -> int:
 # and leaves only the published baselines for comparison. The learning rate is the protocol's for every
 # optimizer (the lineage tuned it for Adam only; Muon's is not tuned here either).
 
-# %%
+# %% tags=["hide-input"]
 grid_sizes = {}
 for name in CHAPTER_BENCHMARKS:
     command, n_mtl, n_stl = sweep_command(name)
@@ -198,17 +205,16 @@ pd.DataFrame(grid_sizes, index=["MTL runs", "STL runs"]).T.rename_axis("benchmar
 # Published Δm% of every method of the three tables (the `full` protocol, as printed by the papers; lower is
 # better, negative = better than the single-task baselines):
 
-# %%
-fig, axes = plt.subplots(1, 3, figsize=(13, 4.6), sharey=False)
+# %% tags=["hide-input"]
+fig, axes = plt.subplots(3, 1, figsize=(8, 12))
 for ax, name in zip(axes, CHAPTER_BENCHMARKS):
     table = published_table(name, include_secondary=True)["delta_m"].dropna().sort_values()
     secondary = [published_table(name).index.get_indexer([m])[0] < 0 for m in table.index]
     ax.barh(table.index, table.to_numpy(), color=["tab:gray" if s else "tab:blue" for s in secondary])
     ax.axvline(0, color="black", linewidth=0.8)
     ax.invert_yaxis()
-    ax.set(title=name, xlabel="published Δm% (percent, lower is better)")
-axes[0].set_ylabel("method (as printed)")
-fig.suptitle("Published Δm% — full protocol, FAMO / Nash-MTL papers (blue) and later papers quoting them (grey)")
+    ax.set(title=name, xlabel="published Δm% (percent, lower is better)", ylabel="method (as printed)")
+fig.suptitle("Published Δm%, profile full (the published protocol)\nFAMO / Nash-MTL papers (blue), later papers quoting them (grey)")
 fig.tight_layout()
 glue("fig_published_delta_m", fig, display=False)
 plt.close(fig)
@@ -267,9 +273,9 @@ try:
     split_sizes = {split: len(annotations.split_indices(split)) for split in ("train", "val", "test")}
     print(f"annotations read and cross-checked: {len(annotations.image_names):,} images, splits {split_sizes}")
 except DataMissingError as error:
-    print(f"annotations missing: {error}")
+    print(wrapped(f"annotations missing: {error}"))
 celeba_missing = missing_data("celeba")
-print("full profile:", "all data present" if celeba_missing is None else celeba_missing)
+print(wrapped("full profile: " + ("all data present" if celeba_missing is None else celeba_missing)))
 
 # %% [markdown]
 # ### Commands for a GPU
@@ -280,7 +286,7 @@ print("full profile:", "all data present" if celeba_missing is None else celeba_
 # split across machines writing into one results folder.
 
 # %%
-print(sweep_command("celeba")[0])
+print(" \\\n    ".join(textwrap.wrap(sweep_command("celeba")[0], 90, break_on_hyphens=False, break_long_words=False)))
 
 # %% [markdown]
 # ### Published reference rows
@@ -291,8 +297,8 @@ print(sweep_command("celeba")[0])
 
 # %%
 celeba_published = published_rows("celeba")
-print(celeba_published.attrs["source"])
-print(celeba_published.attrs["note"])
+print(wrapped(celeba_published.attrs["source"]))
+print(wrapped(celeba_published.attrs["note"]))
 celeba_published[["apt.mtl", "source", "delta_m", "mean_rank"]]
 
 # %% [markdown]
@@ -338,7 +344,7 @@ scene_layout("nyuv2")
 
 # %%
 nyuv2_missing = missing_data("nyuv2")
-print("full profile:", "all data present" if nyuv2_missing is None else nyuv2_missing)
+print(wrapped("full profile: " + ("all data present" if nyuv2_missing is None else nyuv2_missing)))
 
 # %% [markdown]
 # ### Commands for a GPU
@@ -347,7 +353,7 @@ print("full profile:", "all data present" if nyuv2_missing is None else nyuv2_mi
 # seed; the lineage's STL baseline uses task-specific SegNets, a documented difference):
 
 # %%
-print(sweep_command("nyuv2")[0])
+print(" \\\n    ".join(textwrap.wrap(sweep_command("nyuv2")[0], 90, break_on_hyphens=False, break_long_words=False)))
 
 # %% [markdown]
 # ### Published reference rows
@@ -360,7 +366,7 @@ print(sweep_command("nyuv2")[0])
 
 # %%
 nyuv2_published = published_rows("nyuv2")
-print(nyuv2_published.attrs["note"])
+print(wrapped(nyuv2_published.attrs["note"]))
 nyuv2_published.round(4)
 
 # %% [markdown]
@@ -392,7 +398,7 @@ scene_layout("cityscapes")
 
 # %%
 cityscapes_missing = missing_data("cityscapes")
-print("full profile:", "all data present" if cityscapes_missing is None else cityscapes_missing)
+print(wrapped("full profile: " + ("all data present" if cityscapes_missing is None else cityscapes_missing)))
 
 # %% [markdown]
 # ### Commands for a GPU
@@ -400,7 +406,7 @@ print("full profile:", "all data present" if cityscapes_missing is None else cit
 # {glue:text}`cityscapes_n_mtl_runs` MTL runs and {glue:text}`cityscapes_n_stl_runs` single-task runs:
 
 # %%
-print(sweep_command("cityscapes")[0])
+print(" \\\n    ".join(textwrap.wrap(sweep_command("cityscapes")[0], 90, break_on_hyphens=False, break_long_words=False)))
 
 # %% [markdown]
 # ### Published reference rows
@@ -412,7 +418,7 @@ print(sweep_command("cityscapes")[0])
 
 # %%
 cityscapes_published = published_rows("cityscapes")
-print(cityscapes_published.attrs["note"])
+print(wrapped(cityscapes_published.attrs["note"]))
 cityscapes_published.round(4)
 
 # %% [markdown]

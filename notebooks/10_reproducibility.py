@@ -30,7 +30,7 @@ seed = 0
 data_dir = None
 results_dir = None
 
-# %%
+# %% tags=["hide-input"]
 import html
 import importlib
 import importlib.metadata
@@ -43,7 +43,7 @@ import tomllib
 from pathlib import Path
 
 import pandas as pd
-from IPython.display import HTML, display
+from IPython.display import HTML, Markdown, display
 from myst_nb import glue
 
 import apt
@@ -66,7 +66,7 @@ glue("repro_n_records", len(records), display=False)
 # The package pins are those of `pyproject.toml` (the same pins as `environment.yml`); the table gives each pin
 # and the version installed in the kernel that built this page.
 
-# %%
+# %% tags=["hide-input"]
 pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
 requirements = [("core", r) for r in pyproject["project"]["dependencies"]] + [
     (extra, r) for extra, reqs in pyproject["project"]["optional-dependencies"].items() for r in reqs
@@ -91,16 +91,17 @@ versions
 # The records of the {glue:text}`repro_profile` results store ({glue:text}`repro_n_records` records) say which
 # versions produced them (one row per distinct environment):
 
-# %%
+# %% tags=["hide-input"]
 # NBVAL_IGNORE_OUTPUT (the store's content depends on which runs this build has made)
 ENVIRONMENT_FIELDS = ["apt", "python", "torch", "numpy", "platform", "git_revision"]
 if records:
     environments = pd.DataFrame([{k: r["environment"].get(k) for k in ENVIRONMENT_FIELDS} | {
         "benchmark": r["config"]["benchmark"]} for r in records])
+    environments["git_revision"] = environments["git_revision"].str[:12]  # the short hash; the record has it whole
     by_environment = (environments.groupby(ENVIRONMENT_FIELDS, dropna=False)
                       .agg(records=("benchmark", "size"), benchmarks=("benchmark", lambda b: ", ".join(sorted(set(b)))))
                       .reset_index())
-    display(by_environment)
+    display(by_environment.T)
 else:
     print(f"no records in {STORE}")
 
@@ -110,7 +111,7 @@ else:
 # Where the runs of this store were computed, and how long they took (wall time of training and evaluation,
 # as recorded by each run; a resumed run adds up its pieces):
 
-# %%
+# %% tags=["hide-input"]
 # NBVAL_IGNORE_OUTPUT (the store's content depends on which runs this build has made)
 HARDWARE_FIELDS = ["device", "device_name", "processor", "cpu_count", "torch_threads"]
 total_hours = sum(r.get("wall_seconds") or 0.0 for r in records) / 3600
@@ -132,7 +133,7 @@ print(f"total recorded compute of the {profile} store: {total_hours:.2f} hours o
 # published protocol (or, for the Multi-* benchmarks, ours); `cpu` is what this book's committed records use;
 # `smoke` exercises the code paths in tests. "all" means every sample of the split.
 
-# %%
+# %% tags=["hide-input"]
 rows = []
 for name in BENCHMARKS:
     cls = benchmark_class(name)
@@ -142,11 +143,18 @@ for name in BENCHMARKS:
             "benchmark": name, "profile": prof, "epochs": p.epochs, "batch": p.batch_size, "lr": p.lr,
             "n_train": p.n_train or "all", "n_val": p.n_val or "all", "n_test": p.n_test or "all",
             "schedule": p.scheduler, "reported": f"{p.selection}" + (f" (k={p.selection_k})" if p.selection == "last_k" else ""),
-            "seeds": len(p.seeds), "note": cls.profile_notes.get(prof, ""),
+            "seeds": len(p.seeds),
         })  # fmt: skip
 profiles_table = pd.DataFrame(rows).set_index(["benchmark", "profile"])
 glue("repro_n_benchmarks", len(BENCHMARKS), display=False)
 profiles_table
+
+# %% [markdown]
+# Why each profile has the sizes it has (the benchmark classes' `profile_notes`):
+
+# %% tags=["hide-input"]
+pd.DataFrame([{"benchmark": name, "profile": prof, "why these sizes": benchmark_class(name).profile_notes.get(prof, "")}
+              for name in BENCHMARKS for prof in PROFILES]).set_index(["benchmark", "profile"])
 
 # %% [markdown]
 # ## The commands that produced every result
@@ -172,7 +180,7 @@ print("\n".join(recipe))
 # command's `--seed` takes each listed value). A rerun with the same configuration has the same config hash
 # and reads the stored record instead of training again.
 
-# %%
+# %% tags=["hide-input"]
 # NBVAL_IGNORE_OUTPUT (the store's content depends on which runs this build has made)
 def run_command(config: dict) -> str:
     """``python -m apt run`` arguments that rebuild ``config`` (seed left as {seed})."""
@@ -216,21 +224,20 @@ else:
 # why it was chosen, what the paper (or a third party, marked as such) says, the alternatives implemented, and
 # where they are compared.
 
-# %%
+# %% tags=["hide-input"]
 def cell(text: str) -> str:
     return " ".join(text.split())
 
 
-register = ["```{list-table}", ":header-rows: 1", ":widths: 5 15 25 25 25 20 15", "",
-            "* - id", "  - name", "  - our rule", "  - why", "  - what the paper says", "  - alternatives",
-            "  - compared in"]
+register = ["```{list-table}", ":header-rows: 1", ":widths: 38 62", ":width: 100%", "",
+            "* - rule (our choice, as an equation)", "  - why, what the paper says, alternatives, where compared"]
 for a in ASSUMPTIONS:
-    register += [f"* - {a.id}", f"  - {cell(a.name)}", f"  - ${cell(a.equation)}$", f"  - {cell(a.why)}",
-                 f"  - {cell(a.paper_says)}", f"  - {cell(a.alternatives)}", f"  - {cell(a.compared_in)}"]
+    register += [f"* - **{a.id}** {cell(a.name)}", "", f"    ${cell(a.equation)}$",
+                 f"  - **Why.** {cell(a.why)}", "", f"    **Paper.** {cell(a.paper_says)}", "",
+                 f"    **Alternatives.** {cell(a.alternatives)}", "", f"    **Compared in.** {cell(a.compared_in)}"]
 register.append("```")
-glue("repro_assumptions_table", "\n".join(register), display=False)
+glue("repro_assumptions_table", Markdown("\n".join(register)), display=False)
 glue("repro_n_assumptions", len(ASSUMPTIONS), display=False)
-pd.DataFrame([{"id": a.id, "name": a.name} for a in ASSUMPTIONS]).set_index("id").T
 
 # %% [markdown]
 # ```{glue:md} repro_assumptions_table
@@ -244,7 +251,7 @@ pd.DataFrame([{"id": a.id, "name": a.name} for a in ASSUMPTIONS]).set_index("id"
 # the first paragraph of their docstrings; for classes, their public methods. The docstrings state the
 # mathematics of each function (equations and tensor shapes); read them in full with `help()`.
 
-# %%
+# %% tags=["hide-input"]
 def first_paragraph(obj: object) -> str:
     doc = inspect.getdoc(obj) or ""
     return doc.split("\n\n", 1)[0].replace("\n", " ")
