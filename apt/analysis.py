@@ -111,3 +111,83 @@ def paired_difference(
         resolved = bool(n >= 2 and abs(mean) > half)
         rows.append({by: key, "difference": mean, "ci95": half, "n_seeds": n, "resolved": resolved})
     return pd.DataFrame(rows)
+
+
+def _ordered(values: Sequence[str], canonical: Sequence[str]) -> list[str]:
+    """``values`` (distinct) in the order of ``canonical``, unknown ones after it, alphabetically."""
+    present = list(dict.fromkeys(values))
+    return [v for v in canonical if v in present] + sorted(v for v in present if v not in canonical)
+
+
+def results_table(
+    runs: pd.DataFrame,
+    benchmark: str,
+    *,
+    confidence: float = 0.95,
+    rank_within: str | None = None,
+) -> pd.DataFrame:
+    """The book's results table: per (method, optimizer), mean and CI over seeds of every metric and of Δm%, and MR.
+
+    ``runs``: one row per MTL run, as returned by ``runs_frame(records, benchmark)`` (with or without Δm%).
+    For each metric m (and for ``delta_m`` when present), over the n seeds of a (method, optimizer) arm:
+        column m = x̄_m = (1/n) Σ_s x_{m,s},   column m + '_ci' = t_{(1+c)/2, n−1} · s_m / √n   (NaN if n < 2),
+    ``n_seeds`` = n, and ``mean_rank`` = MR of the arm's mean metric vector x̄ [M], with dense ranks over all
+    rows of the table (``rank_within='optimizer'``: over the methods of the same optimizer only), as in
+    ``apt.metrics.mean_rank``. Rows are ordered like ``apt.mtl.METHODS`` × ``apt.optim.OPTIMIZERS``.
+    attrs: 'benchmark', 'confidence', 'metric_names', 'delta_m_baseline' (the label of the STL baseline used,
+    or None), 'rank_within'.
+    """
+    from apt.benchmarks import benchmark_class
+    from apt.metrics import mean_rank
+    from apt.mtl import METHODS
+    from apt.optim import OPTIMIZERS
+
+    if runs.empty:
+        raise ValueError(f"results_table of {benchmark!r}: no runs")
+    if rank_within not in (None, "optimizer", "method"):
+        raise ValueError(f"rank_within={rank_within!r}: allowed None, 'optimizer' or 'method'")
+    cls = benchmark_class(benchmark)
+    names = list(cls.metric_names)
+    absent = [n for n in [*names, "method", "optimizer", "seed"] if n not in runs.columns]
+    if absent:
+        raise ValueError(f"results_table of {benchmark!r}: the runs lack the column(s) {absent}")
+    values = [*names, *(["delta_m"] if "delta_m" in runs.columns else [])]
+    rows: dict[tuple[str, str], dict[str, float]] = {}
+    for (method, optimizer), group in runs.groupby(["method", "optimizer"], sort=False):
+        row: dict[str, float] = {}
+        for name in values:
+            mean, half, n = mean_ci(group[name].to_numpy(dtype=float), confidence)
+            row[name], row[f"{name}_ci"] = mean, half
+        row["n_seeds"] = group["seed"].nunique()
+        rows[(method, optimizer)] = row
+    order = [(m, o) for m in _ordered(runs["method"], METHODS) for o in _ordered(runs["optimizer"], OPTIMIZERS)
+             if (m, o) in rows]
+    table = pd.DataFrame([rows[key] for key in order],
+                         index=pd.MultiIndex.from_tuples(order, names=["method", "optimizer"]))
+    groups: dict[str | None, list[tuple[str, str]]] = {}
+    for key in order:
+        groups.setdefault(None if rank_within is None else key[1 if rank_within == "optimizer" else 0], []).append(key)
+    ranks: dict[tuple[str, str], float] = {}
+    for keys in groups.values():
+        ranks.update(mean_rank({key: [rows[key][n] for n in names] for key in keys}, cls.metric_higher_better))
+    table["mean_rank"] = [ranks[key] for key in order]
+    table["n_seeds"] = table["n_seeds"].astype(int)
+    table.attrs.update({
+        "benchmark": benchmark, "confidence": confidence, "metric_names": names, "rank_within": rank_within,
+        "delta_m_baseline": runs["delta_m_baseline"].iloc[0] if "delta_m_baseline" in runs.columns else None,
+    })  # fmt: skip
+    return table
+
+
+def format_results(table: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
+    """``results_table`` as text for display: 'mean ± ci' per metric and Δm% (``digits`` significant digits of
+    the mean), n_seeds and MR; the ``_ci`` columns are folded into their metric column."""
+    shown = pd.DataFrame(index=table.index)
+    for name in [c for c in table.columns if f"{c}_ci" in table.columns]:
+        shown[name] = [
+            f"{mean:.{digits}g}" + ("" if np.isnan(half) else f" ± {half:.2g}")
+            for mean, half in zip(table[name], table[f"{name}_ci"])
+        ]
+    shown["n_seeds"] = table["n_seeds"]
+    shown["mean_rank"] = table["mean_rank"].round(2)
+    return shown
