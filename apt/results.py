@@ -21,16 +21,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from apt.analysis import mean_ci, paired_difference, runs_frame
-from apt.metrics import mean_rank
+from apt.analysis import paired_difference, results_table, runs_frame
 
-ARM = ["method", "optimizer"]
 
 
 @dataclass
 class BenchmarkResults:
-    """The tables of one benchmark. ``runs``: one row per MTL run; ``arms``: one row per arm with
-    ``<quantity>_mean``, ``<quantity>_ci95`` and ``n_seeds``; ``apt_effect``: one row per (base, method)."""
+    """The tables of one benchmark. ``runs``: one row per MTL run; ``arms``: ``apt.analysis.results_table`` with
+    (method, optimizer) as columns (per metric and ``delta_m``: mean, ``<name>_ci`` half-width; ``n_seeds``,
+    ``mean_rank``); ``apt_effect``: one row per (APT variant, method)."""
 
     benchmark: str
     metric_names: list[str]
@@ -52,21 +51,9 @@ def benchmark_results(records: Sequence[dict[str, Any]], benchmark: str,
     mtl = [r for r in records if r["config"].get("stl_task") is None]
     if not mtl:
         raise ValueError(f"no MTL records of {benchmark!r} to tabulate")
-    info = mtl[0]["benchmark"]
-    names, higher = list(info["metric_names"]), list(info["metric_higher_better"])
+    names = list(mtl[0]["benchmark"]["metric_names"])
     runs = runs_frame(records, benchmark)
-    quantities = [*names, "delta_m"]
-    rows = []
-    for (method, optimizer), group in runs.groupby(ARM, sort=False):
-        row: dict[str, Any] = {"method": method, "optimizer": optimizer, "n_seeds": len(group)}
-        for quantity in quantities:
-            mean, half, _ = mean_ci(group[quantity].to_numpy())
-            row[f"{quantity}_mean"], row[f"{quantity}_ci95"] = mean, half
-        rows.append(row)
-    arms = pd.DataFrame(rows)
-    table = {(r.method, r.optimizer): [getattr(r, f"{n}_mean") for n in names] for r in arms.itertuples()}
-    ranks = mean_rank({f"{m}|{o}": v for (m, o), v in table.items()}, higher)
-    arms["mean_rank"] = [ranks[f"{m}|{o}"] for m, o in zip(arms["method"], arms["optimizer"])]
+    arms = results_table(runs, benchmark).reset_index()
     effects = []
     for treatment, control in apt_pairs.items():
         pair = runs[runs["optimizer"].isin([treatment, control])]
@@ -77,24 +64,6 @@ def benchmark_results(records: Sequence[dict[str, Any]], benchmark: str,
     apt_effect = pd.concat(effects, ignore_index=True) if effects else pd.DataFrame(
         columns=["method", "difference", "ci95", "n_seeds", "resolved", "apt", "base"])
     return BenchmarkResults(benchmark, names, runs, arms, apt_effect, str(runs["delta_m_baseline"].iloc[0]))
-
-
-def formatted_arms(results: BenchmarkResults, *, scale: dict[str, float] | None = None,
-                   digits: int = 2) -> pd.DataFrame:
-    """The arms table as 'mean ± ci' strings (metrics multiplied by ``scale[name]``, e.g. 100 for %), with MR,
-    indexed by (method, optimizer)."""
-    scale = scale or {}
-    out = pd.DataFrame(index=pd.MultiIndex.from_frame(results.arms[ARM]))
-    for quantity in [*results.metric_names, "delta_m"]:
-        factor = scale.get(quantity, 1.0)
-        means = results.arms[f"{quantity}_mean"].to_numpy() * factor
-        halves = results.arms[f"{quantity}_ci95"].to_numpy() * factor
-        label = "Δm%" if quantity == "delta_m" else quantity
-        out[label] = [f"{m:.{digits}f} ± {h:.{digits}f}" if np.isfinite(h) else f"{m:.{digits}f}"
-                      for m, h in zip(means, halves)]
-    out["MR"] = results.arms["mean_rank"].round(2).to_numpy()
-    out["seeds"] = results.arms["n_seeds"].to_numpy()
-    return out
 
 
 def effect_counts(apt_effect: pd.DataFrame, apt: str) -> dict[str, int]:
@@ -163,13 +132,13 @@ def optimizer_table(results: dict[str, BenchmarkResults]) -> pd.DataFrame:
         versus = method_vs_ls(res)
         for optimizer, arms in res.arms.groupby("optimizer", sort=False):
             part = versus[versus["optimizer"] == optimizer]
-            best = arms.loc[arms["delta_m_mean"].idxmin()]
-            ls = arms.loc[arms["method"] == "ls", "delta_m_mean"]
+            best = arms.loc[arms["delta_m"].idxmin()]
+            ls = arms.loc[arms["method"] == "ls", "delta_m"]
             rows.append({
                 "benchmark": name, "optimizer": optimizer,
                 "LS Δm%": float(ls.iloc[0]) if len(ls) else np.nan,
-                "mean Δm% of methods": float(arms["delta_m_mean"].mean()),
-                "best method": best["method"], "best Δm%": float(best["delta_m_mean"]),
+                "mean Δm% of methods": float(arms["delta_m"].mean()),
+                "best method": best["method"], "best Δm%": float(best["delta_m"]),
                 "better than LS": int(((part["difference"] < 0) & part["resolved"]).sum()),
                 "worse than LS": int(((part["difference"] > 0) & part["resolved"]).sum()),
                 "methods": len(part), "mean MR": float(arms["mean_rank"].mean()),

@@ -40,13 +40,13 @@ import numpy as np
 import pandas as pd
 from myst_nb import glue
 
-from apt.analysis import stl_baseline
 from apt.benchmarks import benchmark_class
 from apt.experiment import run
 from apt.grids import book_grids, load_grid
 from apt.metrics import delta_m
 from apt.published import method_key, published_table
-from apt.results import benchmark_results, effect_counts, formatted_arms
+from apt.analysis import format_results, stl_baseline
+from apt.results import benchmark_results, effect_counts
 
 BENCHMARK = "qm9"
 cls = benchmark_class(BENCHMARK)
@@ -90,7 +90,7 @@ results = benchmark_results(stored.complete_records(), BENCHMARK) if complete el
 # %%
 if results is not None:
     print(f"profile {profile}; Δm% against {results.baseline_label}")
-    display(formatted_arms(results, digits=3))  # noqa: F821 (IPython builtin)
+    display(format_results(results.arms.set_index(["method", "optimizer"])))  # noqa: F821 (IPython builtin)
 else:
     print(f"No complete seed of the QM9 grid is stored in this build (profile {profile}): "
           f"`python -m apt grid --profile {profile} --benchmarks qm9` computes it.")
@@ -113,7 +113,7 @@ for printed, key in keys.items():
     if results is not None and key is not None:
         ours_row = results.arms[(results.arms["method"] == key) & (results.arms["optimizer"] == "adam")]
         if len(ours_row):
-            row[f"our Δm% ({profile}, Adam)"] = float(ours_row["delta_m_mean"].iloc[0])
+            row[f"our Δm% ({profile}, Adam)"] = float(ours_row["delta_m"].iloc[0])
             row[f"our MR ({profile}, Adam)"] = float(ours_row["mean_rank"].iloc[0])
     rows.append(row)
 comparison = pd.DataFrame(rows).set_index("method")

@@ -50,7 +50,8 @@ from myst_nb import glue
 from apt.benchmarks import benchmark_class
 from apt.experiment import run
 from apt.grids import BOOK_OPTIMIZERS, MULTI_BENCHMARKS, book_grids, load_grid
-from apt.results import effect_counts, formatted_arms, learning_curves, stored_results
+from apt.analysis import format_results
+from apt.results import effect_counts, learning_curves, stored_results
 
 # The cpu and full grids take hours (`make results` / `python -m apt grid`); the chapter renders what the store
 # holds and says what is missing. A smoke build trains its tiny grid so that every cell below runs in CI.
@@ -96,13 +97,13 @@ for name, loaded in stored.items():
 #
 # ## Per-task accuracy, Δm% and mean rank
 #
-# Accuracies in %, mean ± 95% t-interval half-width over seeds; MR ranks all 56 arms (14 methods × 4 optimizer
+# Accuracies as fractions, mean ± 95% t-interval half-width over seeds; MR ranks all 56 arms (14 methods × 4 optimizer
 # settings) of a benchmark on its two accuracies.
 
 # %%
 for name, res in results.items():
     print(f"{name} (profile {profile}); Δm% against {res.baseline_label}")
-    display(formatted_arms(res, scale={m: 100 for m in res.metric_names}))  # noqa: F821 (IPython builtin)
+    display(format_results(res.arms.set_index(["method", "optimizer"])))  # noqa: F821 (IPython builtin)
 
 # %% [markdown]
 # The same Δm% values as a figure, one row per method, one colour per optimizer setting:
@@ -116,7 +117,7 @@ for ax, (name, res) in zip(axes[0], results.items()):
     for j, optimizer in enumerate(BOOK_OPTIMIZERS):
         part = res.arms[res.arms["optimizer"] == optimizer]
         offsets = np.array([y[m] for m in part["method"]]) + (j - 1.5) * 0.18
-        ax.errorbar(part["delta_m_mean"], offsets, xerr=part["delta_m_ci95"].fillna(0), fmt="o", ms=4,
+        ax.errorbar(part["delta_m"], offsets, xerr=part["delta_m_ci"].fillna(0), fmt="o", ms=4,
                     color=colors[optimizer], label=optimizer, capsize=2)
     ax.set_yticks(list(y.values()), list(y.keys()))
     ax.axvline(0, color="black", lw=0.8)
