@@ -232,3 +232,42 @@ def test_killed_worker_is_retried_and_its_run_resumes(cluster, tmp_path, one_thr
                            progress=False)
     assert straight.done == [killed.run_id]
     assert _strip_timing(resumed) == _strip_timing(read_record(record_path(killed, tmp_path / "local")))
+
+
+# ------------------------------------------------------------------------------------------------------
+# Workers that share one data cache
+# ------------------------------------------------------------------------------------------------------
+QM9_HEAD_RECORDS = 100
+# The child logs filelock's DEBUG messages: "Lock <id> not acquired on <path>, waiting ..." says it waits.
+_LOAD_QM9 = (
+    "import logging, sys\n"
+    "logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)\n"
+    "from apt.benchmarks.qm9 import load_qm9\n"
+    "print(len(load_qm9(sys.argv[1])))\n"
+)
+
+
+@pytest.mark.timeout(300)
+def test_qm9_processing_waits_for_the_lock_another_worker_holds(tmp_path):
+    """A process that needs QM9 while another holds the processing lock waits for it, then loads."""
+    from apt.benchmarks.qm9 import prepare_qm9_root, processing_lock
+
+    root = prepare_qm9_root(data_dir(), cache=tmp_path / "cache", max_records=QM9_HEAD_RECORDS)
+    lock = processing_lock(root)
+    with lock:
+        child = subprocess.Popen([sys.executable, "-c", _LOAD_QM9, str(root)], cwd=REPO_ROOT,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            waiting = f"not acquired on {lock.lock_file}"
+            for line in child.stderr:  # ends (and fails below) if the child exits without waiting
+                if waiting in line:
+                    break
+            assert child.poll() is None, f"the child loaded QM9 without waiting for the lock: {child.communicate()}"
+            assert not (root / "processed").exists(), "the child processed QM9 while the lock was held"
+        except BaseException:
+            child.kill()
+            child.communicate()
+            raise
+    stdout, stderr = child.communicate(timeout=240)
+    assert child.returncode == 0, stderr
+    assert int(stdout) == QM9_HEAD_RECORDS - 3  # PyG drops the 3 uncharacterized molecules among the first 100
