@@ -3,12 +3,15 @@
 The cluster is a head node and one worker node (separate raylets, one CPU each) on a loopback address.
 Ray replaces 127.0.0.1 by the machine's routable address (``resolve_ip_for_localhost``), so the nodes
 use 127.0.0.2, which is loopback too: every address Ray advertises and connects to stays on this
-machine. Teardown kills every process of that cluster by pid, also when a test fails.
+machine. Ray's servers still listen on every interface, so the cluster requires a token made for the
+test (Ray's token authentication), which also keeps the test independent of a token in ``~/.ray``.
+Teardown kills every process of that cluster by pid, also when a test fails.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -27,7 +30,7 @@ from apt.data_dir import REPO_ROOT, data_dir
 from apt.experiment import record_path
 from apt.store import read_record
 from apt.sweep import grid, run_configs
-from apt.sweep_ray import CPUS_PER_RUN, task_name, task_resources
+from apt.sweep_ray import CPUS_PER_RUN, _infeasible, task_name, task_resources
 
 LOOPBACK = "127.0.0.2"
 CLUSTER_TIMEOUT_SECONDS = 120
@@ -89,7 +92,8 @@ def cluster() -> Iterator[Cluster]:
     temp_dir = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # short: Ray's Unix socket paths live under it
     port = _free_port()
     address = f"{LOOPBACK}:{port}"
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "APT_DATA_DIR": str(data_dir()),
+    ray_env = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+    env = {**os.environ, **ray_env, "APT_DATA_DIR": str(data_dir()),
            "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
     ray_cli = str(Path(sys.executable).parent / "ray")
     common = ["--node-ip-address", LOOPBACK, "--num-cpus", "1", "--object-store-memory", str(100_000_000),
@@ -102,7 +106,10 @@ def cluster() -> Iterator[Cluster]:
         ):
             done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=CLUSTER_TIMEOUT_SECONDS)
             assert done.returncode == 0, f"{' '.join(command)} failed:\n{done.stdout}\n{done.stderr}"
-        yield Cluster(address, env)
+        with pytest.MonkeyPatch.context() as patch:  # this process is a driver too (run_configs in-process)
+            for name, value in ray_env.items():
+                patch.setenv(name, value)
+            yield Cluster(address, env)
     finally:
         _kill(_cluster_pids(markers))
         deadline = time.monotonic() + 30
@@ -144,6 +151,15 @@ def test_task_resources_follow_profile_and_device():
     assert task_resources(Config(benchmark="qm9", profile="full", device="cuda")) == {"num_cpus": 2, "num_gpus": 1}
     with pytest.raises(ValueError, match="device='cuda:1'"):
         task_resources(Config(benchmark="qm9", profile="full", device="cuda:1"))
+
+
+def test_a_run_no_node_can_take_is_reported_instead_of_queued_forever():
+    nodes = [{"Alive": True, "Resources": {"CPU": 8.0}}, {"Alive": False, "Resources": {"CPU": 8.0, "GPU": 4.0}},
+             {"Alive": True, "Resources": {"CPU": 1.0, "GPU": 1.0}}]
+    assert _infeasible({"num_cpus": 2, "num_gpus": 0}, nodes) is None
+    assert _infeasible({"num_cpus": 1, "num_gpus": 1}, nodes) is None
+    why = _infeasible({"num_cpus": 2, "num_gpus": 1}, nodes)  # CPUs on one node, the GPU on another: not enough
+    assert why == "no node of the Ray cluster has 2 CPU(s) and 1 GPU(s) (largest: 8 CPUs, 1 GPUs)"
 
 
 def test_cli_exit_code_and_summary_name_the_failed_runs(tmp_path):
@@ -192,7 +208,7 @@ def test_ray_sweep_records_equal_local_records(cluster, tmp_path, one_thread):
 @pytest.mark.slow
 @pytest.mark.timeout(400)
 def test_killed_worker_is_retried_and_its_run_resumes(cluster, tmp_path, one_thread):
-    epochs = 12
+    epochs = 8
     configs = grid("multi_mnist", ["ls", "mgda"], ["adam", "apt_adam"], [0], profile="smoke", stl=False,
                    protocol_overrides={"epochs": epochs})
     results, runs = tmp_path / "results", tmp_path / "runs"
