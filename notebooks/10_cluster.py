@@ -78,7 +78,10 @@ COST_DIR = REPO_ROOT / "results" / "cost"  # speed measurements belong to a mach
 # .venv/bin/ray status                                                 # every node's CPUs and GPUs
 # ```
 #
-# Ray counts each machine's CPUs and GPUs itself (`--num-cpus` / `--num-gpus` override it). Run the sweep
+# Ray's servers listen on every network interface and run whatever code a client sends: on a network you
+# do not fully trust, enable Ray's token authentication (`export RAY_AUTH_MODE=token RAY_AUTH_TOKEN=...`
+# with one secret for all nodes and for the sweep command; see Ray's documentation on token
+# authentication). Ray counts each machine's CPUs and GPUs itself (`--num-cpus` / `--num-gpus` override it). Run the sweep
 # commands below on the head node with `--address HEAD_IP:6379`; `.venv/bin/ray stop` on every node ends the
 # cluster. Without `--address`, `--backend ray` connects to `$RAY_ADDRESS` or to a cluster started on the
 # same machine, and otherwise starts a Ray instance of its own that ends with the sweep (one machine, all its
