@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -116,6 +117,7 @@ def cluster() -> Iterator[Cluster]:
         while (left := _cluster_pids(markers)) and time.monotonic() < deadline:
             _kill(left)
             time.sleep(0.2)
+        shutil.rmtree(temp_dir, ignore_errors=True)  # Ray's session logs and sockets
         assert not left, f"Ray processes of the test cluster still alive: {sorted(left)}"
 
 
