@@ -3,6 +3,8 @@
 Examples:
     python -m apt run --benchmark multi_mnist --method mgda --optimizer apt_muon --profile cpu --seed 0
     python -m apt sweep --benchmark qm9 --methods ls,famo --optimizers adam,apt_adam --seeds 0,1,2
+    python -m apt sweep --benchmark qm9 --methods ls,famo --optimizers adam --profile full --device cuda \
+        --backend ray --address head-node:6379 --results-dir /shared/results/full --runs-dir /shared/runs/full
     python -m apt list --profile cpu
 """
 
@@ -82,6 +84,16 @@ def main(argv: list[str] | None = None) -> int:
     sweep_parser.add_argument("--optimizers", type=_csv, required=True)
     sweep_parser.add_argument("--seeds", type=lambda s: [int(x) for x in _csv(s)], default=[0])
     sweep_parser.add_argument("--no-stl", action="store_true", help="do not add the single-task baselines")
+    sweep_parser.add_argument("--backend", choices=["local", "ray"], default="local",
+                              help="local: one run after another in this process (default); ray: one Ray task "
+                                   "per run on a Ray cluster (retried and resumed if its worker dies)")
+    sweep_parser.add_argument("--address", default=None, metavar="HOST:PORT",
+                              help="ray only: the head node of a cluster started with `ray start --head` (or "
+                                   "'auto', or ray://HOST:PORT). Default: $RAY_ADDRESS, else a cluster started on "
+                                   "this machine, else a local Ray instance started for this sweep only")
+    sweep_parser.add_argument("--runs-dir", type=Path, default=None,
+                              help="checkpoints (default: $APT_RUNS_DIR/<profile> or runs/<profile>); with "
+                                   "--backend ray, it and --results-dir must be on a filesystem every node shares")
     _add_common(sweep_parser)
 
     grid_parser = commands.add_parser(
@@ -114,11 +126,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"record: {record_path(config, args.results_dir)}")
         return 0
     if args.command == "sweep":
-        from apt.sweep import grid, run_local
+        from apt.sweep import grid, run_configs
 
+        if args.address is not None and args.backend != "ray":
+            parser.error("--address is for --backend ray")
         configs = grid(args.benchmark, args.methods, args.optimizers, args.seeds, stl=not args.no_stl,
                        **_common_fields(args))
-        report = run_local(configs, results_dir=args.results_dir, progress=not args.no_progress)
+        report = run_configs(configs, backend=args.backend, address=args.address, results_dir=args.results_dir,
+                             checkpoint_dir=args.runs_dir, progress=not args.no_progress)
         print(report.summary())
         return 1 if report.failed else 0
     if args.command == "grid":

@@ -6,7 +6,8 @@ Data. ``torch_geometric.datasets.QM9`` processes the raw files into 130,831 grap
 folder, never into the data folder) or, when that folder is absent, are built from the PyPI package
 ``qm9pack`` by :mod:`apt.benchmarks.qm9_raw`. PyG never downloads: a missing source is a DataMissingError.
 The processed dataset is cached under ``apt.data_dir.cache_dir()/qm9/<key>``, the key being a hash of the
-raw files (first processing ≈ 100 s, reload ≈ 2 s).
+raw files (first processing ≈ 100 s, reload ≈ 2 s). Many processes may prepare one cache at once (sweep
+workers): the raw folder appears atomically, and PyG's processing runs under a file lock.
 
 Per molecule (lineage transforms, applied on access):
   y ← (y[:, TARGET_INDEX] − μ) / σ          11 targets, μ, σ ∈ R¹¹ from the training split (``--scale-y``);
@@ -32,6 +33,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from filelock import FileLock
 from torch import Tensor, nn
 
 from apt.benchmarks.base import Benchmark, MetricAccumulator, MTLModel, Protocol, Splits
@@ -186,6 +188,17 @@ def prepare_qm9_root(data_dir: Path, cache: Path | None = None, max_records: int
     return root
 
 
+def processing_lock(root: str | Path) -> FileLock:
+    """The inter-process lock held while PyG processes (or loads) the QM9 at ``root``: ``root/.processing.lock``.
+
+    PyG writes its processed files in place, not atomically, and processes whenever they are missing:
+    without the lock, sweep workers starting together on one cache would all process (minutes each) and
+    one could load a file another is still writing. With it, the first processes and the others wait,
+    then load its files.
+    """
+    return FileLock(Path(root) / ".processing.lock")
+
+
 @functools.lru_cache(maxsize=2)
 def load_qm9(root: str) -> Any:
     """The processed ``torch_geometric.datasets.QM9`` at ``root`` (processed on first use; never downloads)."""
@@ -198,7 +211,8 @@ def load_qm9(root: str) -> Any:
                 f"QM9 raw files missing in {self.raw_dir}: expected {', '.join(RAW_FILE_NAMES)}.\n{_HOW_TO_GET}"
             )
 
-    return OfflineQM9(root)
+    with processing_lock(root):
+        return OfflineQM9(root)
 
 
 # ----------------------------------------------------------------------------------------------------------
