@@ -107,6 +107,10 @@ def main(argv: list[str] | None = None) -> int:
     grid_parser.add_argument("--dry-run", action="store_true", help="only say how many runs are missing")
     grid_parser.add_argument("--data-dir", default=None, help="default: $APT_DATA_DIR or ../shared/data")
     grid_parser.add_argument("--results-dir", type=Path, default=None, help="default: results/<profile>")
+    grid_parser.add_argument("--backend", choices=["local", "ray"], default="local",
+                             help="as for sweep: local (default) or one Ray task per run")
+    grid_parser.add_argument("--address", default=None, metavar="HOST:PORT", help="ray only, as for sweep")
+    grid_parser.add_argument("--runs-dir", type=Path, default=None, help="checkpoints, as for sweep")
     grid_parser.add_argument("--no-progress", action="store_true")
 
     list_parser = commands.add_parser("list", help="the stored records, or the known names")
@@ -163,7 +167,7 @@ def _grid(args: argparse.Namespace) -> int:
     exist only once the runs they take their β from are stored)."""
     from apt.experiment import record_path
     from apt.grids import book_configs
-    from apt.sweep import run_local
+    from apt.sweep import run_configs
 
     failed: dict[str, str] = {}
     while True:
@@ -175,7 +179,8 @@ def _grid(args: argparse.Namespace) -> int:
         print(f"{len(configs)} runs in the {args.profile} book grid selected; {len(missing)} missing")
         if args.dry_run or not missing:
             break
-        report = run_local(missing, results_dir=args.results_dir, progress=not args.no_progress)
+        report = run_configs(missing, backend=args.backend, address=args.address, results_dir=args.results_dir,
+                             checkpoint_dir=args.runs_dir, progress=not args.no_progress)
         print(report.summary())
         failed.update(report.failed)
     return 1 if failed else 0
