@@ -202,6 +202,12 @@ def ablation_arms(profile: str, *, results_dir: Path | None = None, device: str 
     return arms
 
 
+def ablation_baselines(profile: str, *, device: str = "cpu", data_dir: str | None = None) -> list[Config]:
+    """The single-task runs the ablations' Δm% is measured against (those of the grid, for the ablation seeds)."""
+    return [c for c in book_grids(profile)[ABLATION_BENCHMARK].configs(profile, device=device, data_dir=data_dir)
+            if c.stl_task is not None and c.seed in ABLATION_SEEDS[profile]]
+
+
 def book_configs(profile: str, *, benchmarks: Sequence[str] | None = None, seeds: Sequence[int] | None = None,
                  grids: bool = True, ablations: bool = True, results_dir: Path | None = None, device: str = "cpu",
                  data_dir: str | None = None) -> list[Config]:
@@ -217,6 +223,8 @@ def book_configs(profile: str, *, benchmarks: Sequence[str] | None = None, seeds
         configs += [c for pairs in ablation_arms(profile, results_dir=results_dir, device=device,
                                                  data_dir=data_dir).values()
                     for _, c in pairs]
+        configs += ablation_baselines(profile, device=device, data_dir=data_dir)
+        configs = list({c.run_id: c for c in configs}.values())
     if seeds is not None:
         configs = [c for c in configs if c.seed in seeds]
     return sorted(configs, key=lambda c: c.seed)

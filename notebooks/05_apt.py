@@ -78,7 +78,8 @@ from myst_nb import glue
 
 from apt.analysis import mean_ci, paired_difference, stl_baseline
 from apt.experiment import record_path, run
-from apt.grids import ABLATION_BENCHMARK, ABLATION_METHOD, ABLATION_SEEDS, ablation_arms, book_grids
+from apt.store import read_record
+from apt.grids import ABLATION_BENCHMARK, ABLATION_SEEDS, ablation_arms, ablation_baselines
 from apt.metrics import delta_m
 from apt.optim.assumptions import ASSUMPTIONS
 
@@ -106,22 +107,30 @@ register
 # from adapting it.
 
 # %%
+# The cpu/full ablation runs are computed by `python -m apt grid --profile cpu --no-grids` (about half an hour
+# on 2 cores; the store holds them); this chapter renders what is stored. A smoke build trains its small set so
+# that every cell runs in CI.
+TRAIN_MISSING = profile == "smoke"
+stl_configs = ablation_baselines(profile, data_dir=data_dir)
+if TRAIN_MISSING:
+    for _ in range(2):  # the fixed-β control exists once the default arms are stored: a second pass trains it
+        arms = ablation_arms(profile, results_dir=results_dir, data_dir=data_dir)
+        for config in [c for pairs in arms.values() for _, c in pairs] + stl_configs:
+            run(config, results_dir=results_dir, progress=False)
 arms = ablation_arms(profile, results_dir=results_dir, data_dir=data_dir)
-configs = [config for pairs in arms.values() for _, config in pairs]
-stl_configs = [c for c in book_grids(profile)[ABLATION_BENCHMARK].configs(profile, data_dir=data_dir)
-               if c.stl_task is not None and c.seed in ABLATION_SEEDS[profile]]
+configs = [config for pairs in arms.values() for _, config in pairs] + stl_configs
+stored = {c.run_id: read_record(record_path(c, results_dir)) for c in configs if record_path(c, results_dir).exists()}
+# Seeds whose every arm, fixed-β controls and single-task baselines are stored: every arm is averaged over them.
+complete = [s for s in ABLATION_SEEDS[profile]
+            if all(c.run_id in stored for c in configs if c.seed == s)
+            and all(any(v.varies.startswith("adaptivity") for v, _ in pairs) for pairs in arms.values())]
+records = {run_id: r for run_id, r in stored.items() if r["config"]["seed"] in complete}
+arms = {family: [(v, c) for v, c in pairs if c.seed in complete] for family, pairs in arms.items()}
+stl_configs = [c for c in stl_configs if c.seed in complete]
 # NBVAL_IGNORE_OUTPUT
-# (how many runs are missing depends on what the store already holds)
-missing = [c.run_id for c in configs + stl_configs if not record_path(c, results_dir).exists()]
-print(f"{len(configs)} ablation runs + {len(stl_configs)} single-task baselines, profile {profile}, "
-      f"seeds {list(ABLATION_SEEDS[profile])}; {len(missing)} not yet in the store (trained now)")
-records = {c.run_id: run(c, results_dir=results_dir, progress=False) for c in configs + stl_configs}
-# The fixed-β control exists once the default arms are stored: ask again and train it too.
-arms = ablation_arms(profile, results_dir=results_dir, data_dir=data_dir)
-for pairs in arms.values():
-    for _, config in pairs:
-        if config.run_id not in records:
-            records[config.run_id] = run(config, results_dir=results_dir, progress=False)
+# (how much is stored depends on the store)
+print(f"{len(stored)} of {len(configs)} ablation runs and baselines stored (profile {profile}); "
+      f"complete seeds: {complete or 'none'}")
 
 # %% [markdown]
 # Per run we keep: the test metrics (mean of the last 3 epochs, the benchmark's reporting rule, also at this
@@ -131,41 +140,44 @@ for pairs in arms.values():
 # $f_t = \cos(\Delta\theta_t, -g_t)$ defined in {ref}`chapter-instant-gradient`.
 
 # %%
-stl = [records[c.run_id] for c in stl_configs]
-base, base_label = stl_baseline(stl, ABLATION_BENCHMARK)
-rows = []
-for family, pairs in arms.items():
-    for variant, config in pairs:
-        record = records[config.run_id]
-        info, metrics, diag = record["benchmark"], record["final"]["test_metrics"], record["diagnostics"]
-        values = [metrics[name] for name in info["metric_names"]]
-        rows.append({
-            "family": family, "arm": variant.label, "varies": variant.varies, "seed": config.seed,
-            "mean accuracy (%)": 100 * float(np.mean(values)),
-            "delta_m": delta_m(values, base, info["metric_higher_better"]),
-            "mean beta": float(np.mean(diag["beta_mean"])) if diag.get("beta_mean") else np.nan,
-            "share": float(np.median(diag["instant_gradient_share"])),
-            "fidelity": float(np.median(diag["update_instant_cosine"])),
-        })
-runs = pd.DataFrame(rows)
-arm_order = list(dict.fromkeys(runs["arm"]))
+if complete:
+    stl = [records[c.run_id] for c in stl_configs]
+    base, base_label = stl_baseline(stl, ABLATION_BENCHMARK)
+    rows = []
+    for family, pairs in arms.items():
+        for variant, config in pairs:
+            record = records[config.run_id]
+            info, metrics, diag = record["benchmark"], record["final"]["test_metrics"], record["diagnostics"]
+            values = [metrics[name] for name in info["metric_names"]]
+            rows.append({
+                "family": family, "arm": variant.label, "varies": variant.varies, "seed": config.seed,
+                "mean accuracy (%)": 100 * float(np.mean(values)),
+                "delta_m": delta_m(values, base, info["metric_higher_better"]),
+                "mean beta": float(np.mean(diag["beta_mean"])) if diag.get("beta_mean") else np.nan,
+                "share": float(np.median(diag["instant_gradient_share"])),
+                "fidelity": float(np.median(diag["update_instant_cosine"])),
+            })
+    runs = pd.DataFrame(rows)
+    arm_order = list(dict.fromkeys(runs["arm"]))
 
 
-def arm_summary(frame: pd.DataFrame) -> pd.DataFrame:
-    """Mean ± 95% t-interval over seeds of each quantity, per arm, in the order the arms were defined."""
-    out = {}
-    for arm, group in frame.groupby("arm", sort=False):
-        row = {}
-        for column in ("mean accuracy (%)", "delta_m", "mean beta", "share", "fidelity"):
-            mean, half, n = mean_ci(group[column].to_numpy())
-            row[column] = f"{mean:.3f} ± {half:.3f}" if n > 1 else f"{mean:.3f}"
-        row["seeds"] = len(group)
-        out[arm] = row
-    return pd.DataFrame(out).T.loc[[a for a in arm_order if a in out]]
+    def arm_summary(frame: pd.DataFrame) -> pd.DataFrame:
+        """Mean ± 95% t-interval over seeds of each quantity, per arm, in the order the arms were defined."""
+        out = {}
+        for arm, group in frame.groupby("arm", sort=False):
+            row = {}
+            for column in ("mean accuracy (%)", "delta_m", "mean beta", "share", "fidelity"):
+                mean, half, n = mean_ci(group[column].to_numpy())
+                row[column] = f"{mean:.3f} ± {half:.3f}" if n > 1 else f"{mean:.3f}"
+            row["seeds"] = len(group)
+            out[arm] = row
+        return pd.DataFrame(out).T.loc[[a for a in arm_order if a in out]]
 
 
-print(f"Δm% against: {base_label}")
-arm_summary(runs)
+    print(f"Δm% against: {base_label}")
+    display(arm_summary(runs))  # noqa: F821 (IPython builtin)
+else:
+    print(f"No seed of the ablations is complete in this build's store (profile {profile}).")
 
 # %% [markdown]
 # ## Differences paired by seed
@@ -175,37 +187,43 @@ arm_summary(runs)
 # over seeds. An interval that contains 0 is **unresolved**: no finding either way.
 
 # %%
-def differences(frame: pd.DataFrame, control: str, value: str = "delta_m") -> pd.DataFrame:
-    """arm − control of ``value`` for every other arm of ``frame``, paired by seed."""
-    parts = []
-    for arm in frame["arm"].unique():
-        if arm == control:
-            continue
-        pair = frame[frame["arm"].isin([arm, control])].assign(group=arm)
-        parts.append(paired_difference(pair, value, column="arm", treatment=arm, control=control, by="group"))
-    return pd.concat(parts, ignore_index=True).rename(columns={"group": "arm"})
+if complete:
+    def differences(frame: pd.DataFrame, control: str, value: str = "delta_m") -> pd.DataFrame:
+        """arm − control of ``value`` for every other arm of ``frame``, paired by seed."""
+        parts = []
+        for arm in frame["arm"].unique():
+            if arm == control:
+                continue
+            pair = frame[frame["arm"].isin([arm, control])].assign(group=arm)
+            parts.append(paired_difference(pair, value, column="arm", treatment=arm, control=control, by="group"))
+        return pd.concat(parts, ignore_index=True).rename(columns={"group": "arm"})
 
 
-base_arm = {family: pairs[0][0].label for family, pairs in arms.items()}
-default_arm = {family: pairs[1][0].label for family, pairs in arms.items()}
-vs_base = {f: differences(runs[runs.family == f], base_arm[f]) for f in arms}
-pd.concat(vs_base, names=["family"]).round(3)
+    base_arm = {family: pairs[0][0].label for family, pairs in arms.items()}
+    default_arm = {family: pairs[1][0].label for family, pairs in arms.items()}
+    vs_base = {f: differences(runs[runs.family == f], base_arm[f]) for f in arms}
+    display(pd.concat(vs_base, names=["family"]).round(3))  # noqa: F821 (IPython builtin)
+else:
+    print(f"No seed of the ablations is complete in this build's store (profile {profile}).")
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), sharex=False)
-for ax, (family, table) in zip(axes, vs_base.items()):
-    y = np.arange(len(table))[::-1]
-    half = table["ci95"].fillna(0).to_numpy()
-    for yi, d, h, resolved in zip(y, table["difference"], half, table["resolved"]):
-        ax.errorbar(d, yi, xerr=h, fmt="o", color="tab:blue" if resolved else "tab:gray", capsize=3)
-    ax.axvline(0, color="black", lw=0.8)
-    ax.set_yticks(y, table["arm"])
-    ax.set(xlabel=f"Δm% difference to {base_arm[family]} (points; < 0 is better)",
-           title=f"{family.replace('_', '-')} arms, MGDA, Multi-Fashion")
-fig.suptitle(f"Paired differences with 95% intervals (blue: interval excludes 0; profile {profile}, "
-             f"{len(ABLATION_SEEDS[profile])} seed(s))")
-fig.tight_layout()
-plt.show()
+if complete:
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), sharex=False)
+    for ax, (family, table) in zip(axes, vs_base.items()):
+        y = np.arange(len(table))[::-1]
+        half = table["ci95"].fillna(0).to_numpy()
+        for yi, d, h, resolved in zip(y, table["difference"], half, table["resolved"]):
+            ax.errorbar(d, yi, xerr=h, fmt="o", color="tab:blue" if resolved else "tab:gray", capsize=3)
+        ax.axvline(0, color="black", lw=0.8)
+        ax.set_yticks(y, table["arm"])
+        ax.set(xlabel=f"Δm% difference to {base_arm[family]} (points; < 0 is better)",
+               title=f"{family.replace('_', '-')} arms, MGDA, Multi-Fashion")
+    fig.suptitle(f"Paired differences with 95% intervals (blue: interval excludes 0; profile {profile}, "
+                 f"{len(ABLATION_SEEDS[profile])} seed(s))")
+    fig.tight_layout()
+    plt.show()
+else:
+    print(f"No seed of the ablations is complete in this build's store (profile {profile}).")
 
 # %% [markdown]
 # ## What β did APT use?
@@ -214,49 +232,58 @@ plt.show()
 # horizontal lines are the base optimizer's constant β and the fixed-β control's $\bar\beta$):
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(12, 4), sharey=True)
-for ax, family in zip(axes, arms):
-    pairs = [(v, c) for v, c in arms[family] if v.label == default_arm[family]]
-    series = pd.DataFrame({c.seed: pd.Series(records[c.run_id]["diagnostics"]["beta_mean"],
-                                             index=records[c.run_id]["diagnostics"]["step"]) for _, c in pairs})
-    ax.plot(series.index, series.mean(axis=1).rolling(10, min_periods=1).mean(), label="APT default (β_t)")
-    base_beta = 0.9 if family == "apt_adam" else 0.95
-    ax.axhline(base_beta, color="black", ls="--", lw=1, label=f"base optimizer (β = {base_beta})")
-    controls = [v for v, _ in arms[family] if v.varies.startswith("adaptivity")]
-    if controls:
-        beta_bar = dict(controls[0].optimizer_hp)["beta_min"]
-        ax.axhline(beta_bar, color="tab:orange", ls=":", label=f"fixed-β control (β̄ = {beta_bar:.2f})")
-    ax.set(xlabel="training step", ylabel="β used (mean over tensors)",
-           title=f"{family.replace('_', '-')}, MGDA, Multi-Fashion")
-    ax.legend()
-fig.suptitle(f"The momentum coefficient APT chose over training (profile {profile}, rolling mean of 10 records)")
-fig.tight_layout()
-plt.show()
+if complete:
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4), sharey=True)
+    for ax, family in zip(axes, arms):
+        pairs = [(v, c) for v, c in arms[family] if v.label == default_arm[family]]
+        series = pd.DataFrame({c.seed: pd.Series(records[c.run_id]["diagnostics"]["beta_mean"],
+                                                 index=records[c.run_id]["diagnostics"]["step"]) for _, c in pairs})
+        ax.plot(series.index, series.mean(axis=1).rolling(10, min_periods=1).mean(), label="APT default (β_t)")
+        base_beta = 0.9 if family == "apt_adam" else 0.95
+        ax.axhline(base_beta, color="black", ls="--", lw=1, label=f"base optimizer (β = {base_beta})")
+        controls = [v for v, _ in arms[family] if v.varies.startswith("adaptivity")]
+        if controls:
+            beta_bar = dict(controls[0].optimizer_hp)["beta_min"]
+            ax.axhline(beta_bar, color="tab:orange", ls=":", label=f"fixed-β control (β̄ = {beta_bar:.2f})")
+        ax.set(xlabel="training step", ylabel="β used (mean over tensors)",
+               title=f"{family.replace('_', '-')}, MGDA, Multi-Fashion")
+        ax.legend()
+    fig.suptitle(f"The momentum coefficient APT chose over training (profile {profile}, rolling mean of 10 records)")
+    fig.tight_layout()
+    plt.show()
+else:
+    print(f"No seed of the ablations is complete in this build's store (profile {profile}).")
 
 # %%
-def glue_difference(name: str, table: pd.DataFrame, arm: str) -> None:
-    """Glue '<d> ± <ci> (resolved|unresolved)' for one arm of a difference table."""
-    row = table[table["arm"] == arm]
-    if row.empty:
-        glue(name, "not measured (the run is missing)", display=False)
-        return
-    d, half, resolved = row.iloc[0][["difference", "ci95", "resolved"]]
-    verdict = "resolved" if resolved else "unresolved"
-    glue(name, f"{d:+.2f} ± {half:.2f} points ({verdict})" if np.isfinite(half) else f"{d:+.2f} points (one seed)",
-         display=False)
+if complete:
+    def glue_difference(name: str, table: pd.DataFrame, arm: str) -> None:
+        """Glue '<d> ± <ci> (resolved|unresolved)' for one arm of a difference table."""
+        row = table[table["arm"] == arm]
+        if row.empty:
+            glue(name, "not measured (the run is missing)", display=False)
+            return
+        d, half, resolved = row.iloc[0][["difference", "ci95", "resolved"]]
+        verdict = "resolved" if resolved else "unresolved"
+        glue(name, f"{d:+.2f} ± {half:.2f} points ({verdict})" if np.isfinite(half) else f"{d:+.2f} points (one seed)",
+             display=False)
 
 
-for family in arms:
-    glue_difference(f"apt_{family}_vs_base", vs_base[family], default_arm[family])
-    controls = [v.label for v, _ in arms[family] if v.varies.startswith("adaptivity")]
-    family_runs = runs[runs.family == family]
-    vs_default = differences(family_runs, default_arm[family])
-    glue_difference(f"apt_{family}_control_vs_default", vs_default, controls[0] if controls else "")
-    default_beta = family_runs[family_runs.arm == default_arm[family]]["mean beta"].mean()
-    glue(f"apt_{family}_mean_beta", float(default_beta), display=False)
-    resolved = vs_base[family][vs_base[family]["resolved"]]
-    glue(f"apt_{family}_n_resolved", f"{len(resolved)} of {len(vs_base[family])}", display=False)
-glue("apt_ablation_seeds", len(ABLATION_SEEDS[profile]), display=False)
+    for family in arms:
+        glue_difference(f"apt_{family}_vs_base", vs_base[family], default_arm[family])
+        controls = [v.label for v, _ in arms[family] if v.varies.startswith("adaptivity")]
+        family_runs = runs[runs.family == family]
+        vs_default = differences(family_runs, default_arm[family])
+        glue_difference(f"apt_{family}_control_vs_default", vs_default, controls[0] if controls else "")
+        default_beta = family_runs[family_runs.arm == default_arm[family]]["mean beta"].mean()
+        glue(f"apt_{family}_mean_beta", float(default_beta), display=False)
+        resolved = vs_base[family][vs_base[family]["resolved"]]
+        glue(f"apt_{family}_n_resolved", f"{len(resolved)} of {len(vs_base[family])}", display=False)
+    glue("apt_ablation_seeds", len(ABLATION_SEEDS[profile]), display=False)
+else:
+    for family in ("apt_adam", "apt_muon"):
+        for key in ("vs_base", "control_vs_default", "mean_beta", "n_resolved"):
+            glue(f"apt_{family}_{key}", "not measured in this build", display=False)
+    glue("apt_ablation_seeds", 0, display=False)
 
 # %% [markdown]
 # ## What the ablations say
