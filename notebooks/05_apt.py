@@ -275,7 +275,7 @@ if complete:
         vs_default = differences(family_runs, default_arm[family])
         glue_difference(f"apt_{family}_control_vs_default", vs_default, controls[0] if controls else "")
         default_beta = family_runs[family_runs.arm == default_arm[family]]["mean beta"].mean()
-        glue(f"apt_{family}_mean_beta", float(default_beta), display=False)
+        glue(f"apt_{family}_mean_beta", f"{default_beta:.3f}", display=False)
         resolved = vs_base[family][vs_base[family]["resolved"]]
         glue(f"apt_{family}_n_resolved", f"{len(resolved)} of {len(vs_base[family])}", display=False)
     glue("apt_ablation_seeds", len(ABLATION_SEEDS[profile]), display=False)
@@ -291,10 +291,10 @@ else:
 # On this benchmark and method, with {glue:text}`apt_ablation_seeds` seed(s) per arm:
 #
 # - **APT-Adam with its assumed defaults vs Adam:** Δm% difference {glue:text}`apt_apt_adam_vs_base`. Its mean β
-#   was {glue:text}`apt_apt_adam_mean_beta:.3f`; the fixed-β control at that value differs from APT-Adam by
+#   was {glue:text}`apt_apt_adam_mean_beta`; the fixed-β control at that value differs from APT-Adam by
 #   {glue:text}`apt_apt_adam_control_vs_default`.
 # - **APT-Muon with its assumed defaults vs Muon:** {glue:text}`apt_apt_muon_vs_base`; mean β
-#   {glue:text}`apt_apt_muon_mean_beta:.3f`; fixed-β control vs APT-Muon {glue:text}`apt_apt_muon_control_vs_default`.
+#   {glue:text}`apt_apt_muon_mean_beta`; fixed-β control vs APT-Muon {glue:text}`apt_apt_muon_control_vs_default`.
 # - Arms whose difference to their base optimizer is resolved: {glue:text}`apt_apt_adam_n_resolved` (Adam family),
 #   {glue:text}`apt_apt_muon_n_resolved` (Muon family).
 #
