@@ -67,11 +67,13 @@
 # Nash-MTL {cite}`navon2022nashmtl` and FairGrad {cite}`ban2024fairgrad` — each under Adam and under Muon
 # (Muon on the hidden matrices `conv2` [20 × 250] and `fc` [50 × 500], AdamW on the first layer, the biases and
 # the heads; learning rate $10^{-3}$ for both, Muon's step scaled to AdamW's RMS, register O3). Seeds 0 and 1,
-# shared across arms (same initialization and batch order). The alignments are recorded every few steps (the
-# task Jacobian costs $K$ backward passes on those steps); Muon's singular values every 150 steps. QM9
-# ($K = 11$, where balance has more room to matter) is not run here: recording alignments needs the 11-task
-# Jacobian at every recorded step (about 8× a step, TOOLCHAIN.md), which did not fit this chapter's compute
-# budget next to the Multi-MNIST grid.
+# shared across arms (same initialization and batch order), for LS under both optimizers and for every method
+# under Adam: these arms answer the main question. The four methods under Muon ran with seed 0 only in the `cpu`
+# build (its compute budget, on a machine shared with other jobs; the `smoke` and `full` profiles run both seeds).
+# The alignments are recorded every 5 steps at `cpu` (the task Jacobian costs $K$ backward passes on those steps);
+# Muon's singular values every 150 steps. QM9 ($K = 11$, where balance has more room to matter) is not run here:
+# recording alignments needs the 11-task Jacobian at every recorded step (about 8× a step, TOOLCHAIN.md), which
+# did not fit this chapter's budget next to the Multi-MNIST grid.
 
 # %% tags=["parameters"]
 profile = "cpu"
@@ -107,8 +109,16 @@ def config_for(method: str, optimizer: str, run_seed: int) -> Config:
                   diagnostics_every=EVERY)
 
 
-configs = {(m, o, s): config_for(m, o, s) for m in METHODS for o in OPTIMIZERS for s in SEEDS}
-# NBVAL_IGNORE_OUTPUT (how many runs are missing depends on what the store already holds)
+# NBVAL_IGNORE_OUTPUT
+# (how many runs are missing depends on what the store already holds; nbval needs the marker alone on its line)
+MUON_METHOD_SEEDS = SEEDS[:1] if profile == "cpu" else SEEDS  # the MTL methods under Muon (see the text)
+
+
+def seeds_of(method: str, optimizer: str) -> list[int]:
+    return MUON_METHOD_SEEDS if (optimizer == "muon" and method != "ls") else SEEDS
+
+
+configs = {(m, o, s): config_for(m, o, s) for m in METHODS for o in OPTIMIZERS for s in seeds_of(m, o)}
 missing = [c.run_id for c in configs.values() if not record_path(c, results_dir).exists()]
 print(f"{len(configs)} runs, profile {profile}; {len(missing)} not yet in the results store (trained now)")
 records = {key: run(config, results_dir=results_dir, progress=False) for key, config in configs.items()}
@@ -137,8 +147,8 @@ columns = {"alignment": "ā", "spread": "D̄", "relative_spread": "R = D̄/ā", 
 by_arm = runs.groupby(["method", "optimizer"])[list(columns)].mean()
 by_arm = by_arm.loc[[(m, o) for o in OPTIMIZERS for m in METHODS]].rename(columns=columns)
 by_arm.index = [f"{LABEL[m]} + {o.capitalize()}" for m, o in by_arm.index]
-print(f"per-run means over recorded steps, averaged over seeds {SEEDS} (profile {profile}); "
-      "accuracies: test, mean of the last 3 epochs")
+print(f"per-run means over recorded steps, averaged over seeds {SEEDS} (MTL methods + Muon: seeds "
+      f"{MUON_METHOD_SEEDS}), profile {profile}; accuracies: test, mean of the last 3 epochs")
 by_arm.round(3)
 
 # %% [markdown]
@@ -174,15 +184,15 @@ plt.show()
 # actually taken (one marker per seed; bars: mean over seeds):
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
+fig, axes = plt.subplots(1, 2, figsize=(14, 4.8), gridspec_kw={"width_ratios": [1, 1.15]})
 positions = np.arange(len(METHODS))
 for offset, optimizer in zip((-0.2, 0.2), OPTIMIZERS):
     part = runs[runs.optimizer == optimizer].set_index("method")
     means = part.groupby(level=0)["relative_spread"].mean().loc[METHODS]
     axes[0].bar(positions + offset, means, width=0.38, alpha=0.5, label=optimizer.capitalize())
     for i, method in enumerate(METHODS):
-        axes[0].scatter(np.full(len(SEEDS), i + offset), part.loc[[method], "relative_spread"], color="black", s=12,
-                        zorder=3)
+        values = part.loc[[method], "relative_spread"]
+        axes[0].scatter(np.full(len(values), i + offset), values, color="black", s=12, zorder=3)
     for i, method in enumerate(METHODS):
         axes[1].scatter(part.loc[[method], "instant_spread"], part.loc[[method], "spread"], color=f"C{i}", s=45,
                         marker="o" if optimizer == "adam" else "s", alpha=0.8,
@@ -193,10 +203,11 @@ axes[0].set(ylabel=r"relative spread $R = \bar D / \bar a$ (dimensionless)", xla
 axes[0].legend(title="optimizer")
 limit = float(max(runs["instant_spread"].max(), runs["spread"].max())) * 1.1
 axes[1].plot([0, limit], [0, limit], color="grey", linewidth=0.8, label="step as balanced as $g_t$")
-axes[1].set(xlim=(0, limit), ylim=(0, limit), xlabel=r"$\bar D^{\mathrm{inst}}$: spread of the method's $g_t$",
+axes[1].set(xlim=(-0.01 * limit, limit), ylim=(0, limit), xlabel=r"$\bar D^{\mathrm{inst}}$: spread of the method's $g_t$",
             ylabel=r"$\bar D$: spread of the step $\Delta\theta_t$", title="What the method asked vs what was taken")
-axes[1].legend(fontsize=7, ncol=2)
-fig.suptitle(f"Balance of the update across tasks, Multi-MNIST (profile {profile}, seeds {SEEDS})")
+axes[1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+fig.suptitle(f"Balance of the update across tasks, Multi-MNIST (profile {profile}, seeds {SEEDS}; MTL methods + "
+             f"Muon: seeds {MUON_METHOD_SEEDS})")
 fig.tight_layout()
 plt.show()
 
@@ -222,9 +233,10 @@ muon_minus_adam["method"] = muon_minus_adam["method"].map(LABEL)
 
 
 def readable(differences: pd.DataFrame, by: str) -> pd.DataFrame:
-    """One row per comparison, one column per quantity: "difference ± ci95" (* when resolved)."""
-    cells = differences.assign(cell=[f"{d:+.3f} ± {h:.3f}{' *' if r else ''}" for d, h, r in
-                                     zip(differences["difference"], differences["ci95"], differences["resolved"])])
+    """One row per comparison, one column per quantity: "difference ± ci95" (* when resolved; one seed: no CI)."""
+    cells = differences.assign(cell=[f"{d:+.3f} ± {h:.3f}{' *' if r else ''}" if n >= 2 else f"{d:+.3f} (1 seed)"
+                                     for d, h, r, n in zip(differences["difference"], differences["ci95"],
+                                                           differences["resolved"], differences["n_seeds"])])
     table = cells.pivot(index=by, columns="quantity", values="cell")[["relative_spread", "spread", "alignment"]]
     return table.rename(columns={"relative_spread": "ΔR", "spread": "ΔD̄", "alignment": "Δā"})
 
@@ -233,7 +245,8 @@ print(f"LS + Muon minus each method + Adam, paired by seed (profile {profile}, s
 readable(versus_methods, "comparison")
 
 # %%
-print(f"Muon minus Adam within each method, paired by seed (profile {profile}, seeds {SEEDS}; * = resolved)")
+print(f"Muon minus Adam within each method, paired by seed (profile {profile}, seeds {SEEDS}; MTL methods: "
+      f"{MUON_METHOD_SEEDS}; * = resolved)")
 readable(muon_minus_adam, "method")
 
 # %% [markdown]
@@ -281,11 +294,11 @@ plt.show()
 
 # %% [markdown]
 # The effective rank of the same three matrices over training, as a fraction of $\min(A, B)$, for LS + Muon and
-# MGDA + Muon (mean of the seeds):
+# MGDA + Muon (mean of the seeds each was run with):
 
 # %%
 rank_tables = [effective_rank_frame(records[(m, "muon", s)]).assign(method=m, seed=s)
-               for m in ("ls", "mgda") for s in SEEDS]
+               for m in ("ls", "mgda") for s in seeds_of(m, "muon")]
 ranks = pd.concat(rank_tables, ignore_index=True)
 fig, axes = plt.subplots(1, len(matrices), figsize=(13, 4), sharey=True, squeeze=False)
 for col, matrix in enumerate(matrices):
@@ -301,7 +314,8 @@ for col, matrix in enumerate(matrices):
              xlabel="training step", ylim=(0, 1.05))
 axes[0, 0].set_ylabel(r"effective rank / $\min(A, B)$")
 axes[0, -1].legend(fontsize=7)
-fig.suptitle(f"Effective rank before and after orthogonalization, Multi-MNIST (profile {profile}, seeds {SEEDS})")
+fig.suptitle(f"Effective rank before and after orthogonalization, Multi-MNIST (profile {profile}; LS seeds {SEEDS}, "
+             f"MGDA seeds {MUON_METHOD_SEEDS})")
 fig.tight_layout()
 plt.show()
 
@@ -341,47 +355,74 @@ for kind in ("in", "out", "instant"):
     glue(f"claim2_rank_fraction_{kind}", float(final_ranks[kind]), display=False)
 glue("claim2_n_seeds", len(SEEDS), display=False)
 glue("claim2_t_factor", float(mean_ci([0.0, 1.0])[1] / 0.5), display=False)
+ls_within = within.set_index("method").loc["LS"]
+glue("claim2_ls_within_R", float(ls_within["difference"]), display=False)
+glue("claim2_ls_within_R_ci", float(ls_within["ci95"]), display=False)
+glue("claim2_ls_within_resolved", "resolved" if ls_within["resolved"] else "unresolved", display=False)
+glue("claim2_max_abs_gap", float(runs["gap"].abs().max()), display=False)
+runs["accuracy"] = (runs["acc_left"] + runs["acc_right"]) / 2
+for method in METHODS:
+    for optimizer in OPTIMIZERS:
+        glue(f"claim2_{method}_{optimizer}_accuracy", arm_mean(method, optimizer, "accuracy"), display=False)
+ls_muon_same_seeds = runs[(runs.method == "ls") & (runs.optimizer == "muon") & runs.seed.isin(MUON_METHOD_SEEDS)]
+glue("claim2_muon_methods_below_ls", int((muon_methods < ls_muon_same_seeds["relative_spread"].mean()).sum()),
+     display=False)
+glue("claim2_muon_method_seeds", ", ".join(map(str, MUON_METHOD_SEEDS)), display=False)
 
 # %% [markdown]
 # ## What this shows
 #
-# **Is LS + Muon as balanced as the MTL methods under Adam?** On this benchmark and profile the step LS + Muon takes
-# has a relative spread $R$ of {glue:text}`claim2_ls_muon_relative_spread:.2f` (seeds:
-# {glue:text}`claim2_ls_muon_relative_spread_seeds`), against {glue:text}`claim2_ls_adam_relative_spread:.2f` for
-# LS + Adam and between {glue:text}`claim2_adam_methods_R_min:.2f` and {glue:text}`claim2_adam_methods_R_max:.2f`
-# for the four MTL methods under Adam. In the paired comparisons, LS + Muon has the lower $R$ in
-# {glue:text}`claim2_versus_below_zero` of {glue:text}`claim2_versus_count` methods, and
-# {glue:text}`claim2_versus_resolved` of these differences are resolved (95% interval excluding zero). The price is
-# progress: the mean alignment of LS + Muon's step is {glue:text}`claim2_ls_muon_alignment:.2f` against
-# {glue:text}`claim2_ls_adam_alignment:.2f` for LS + Adam, and its worst-served task gets
+# **Is LS + Muon as balanced as the MTL methods under Adam?** By the relative spread, more than balanced on this
+# benchmark and profile: the step LS + Muon takes has $R$ = {glue:text}`claim2_ls_muon_relative_spread:.2f`
+# (seeds: {glue:text}`claim2_ls_muon_relative_spread_seeds`), against {glue:text}`claim2_ls_adam_relative_spread:.2f`
+# for LS + Adam and between {glue:text}`claim2_adam_methods_R_min:.2f` and {glue:text}`claim2_adam_methods_R_max:.2f`
+# for the four MTL methods under Adam. Paired by seed, LS + Muon has the lower $R$ against
+# {glue:text}`claim2_versus_below_zero` of the {glue:text}`claim2_versus_count` methods, and
+# {glue:text}`claim2_versus_resolved` of these differences are resolved (95% interval excluding zero). Within LS,
+# Muon − Adam changes $R$ by {glue:text}`claim2_ls_within_R:+.2f` ± {glue:text}`claim2_ls_within_R_ci:.2f`
+# ({glue:text}`claim2_ls_within_resolved`). The imbalance is mostly from step to step, not a persistent preference:
+# the mean signed gap $a_{\mathrm{left}} - a_{\mathrm{right}}$ of every run is at most
+# {glue:text}`claim2_max_abs_gap:.3f` in absolute value, small next to the spreads.
+#
+# Balance is not progress. The mean alignment of LS + Muon's step is {glue:text}`claim2_ls_muon_alignment:.2f`
+# against {glue:text}`claim2_ls_adam_alignment:.2f` for LS + Adam, and its worst-served task gets
 # $\bar a_{\min}$ = {glue:text}`claim2_ls_muon_worst:.2f` (LS + Adam: {glue:text}`claim2_ls_adam_worst:.2f`;
-# IMTL-G + Adam: {glue:text}`claim2_imtl_g_adam_worst:.2f`).
+# IMTL-G + Adam: {glue:text}`claim2_imtl_g_adam_worst:.2f`): Muon's step is less aligned with either task's
+# minibatch gradient, but more evenly so. (In this profile it also ends at a higher mean test accuracy of the two
+# tasks: {glue:text}`claim2_ls_muon_accuracy:.3f` for LS + Muon against {glue:text}`claim2_ls_adam_accuracy:.3f`
+# for LS + Adam; accuracy is the subject of the benchmark chapters.)
 #
-# **Where the balance comes from.** The MTL methods ask for balanced directions — IMTL-G's $g_t$ has
-# $\bar D^{\mathrm{inst}}$ = {glue:text}`claim2_imtl_g_adam_instant_spread:.3f`, zero by construction up to
-# rounding — but under Adam the step actually taken has $\bar D$ = {glue:text}`claim2_imtl_g_adam_spread:.2f`
-# (right panel of the second figure: every Adam point of IMTL-G lies far above the diagonal), because the step is
-# mostly made of earlier minibatches' directions (chapter {ref}`chapter-instant-gradient`) and is then rescaled
-# per coordinate. LS's own direction has $\bar D^{\mathrm{inst}}$ = {glue:text}`claim2_ls_adam_instant_spread:.2f`;
-# Muon turns it into a step with $\bar D$ = {glue:text}`claim2_ls_muon_spread:.2f`.
+# **Where the balance comes from.** The MTL methods ask for balanced directions: for two tasks IMTL-G's $g_t$ makes
+# equal angles with both task gradients by construction, and so does Nash-MTL's (its bargaining condition
+# $\alpha_k\, g_k^\top g_t = 1$ forces $\alpha_1 \lVert g_1\rVert = \alpha_2 \lVert g_2\rVert$ when $K = 2$); measured,
+# $\bar D^{\mathrm{inst}}$ = {glue:text}`claim2_imtl_g_adam_instant_spread:.3f` and
+# {glue:text}`claim2_nash_mtl_adam_instant_spread:.3f`. Under Adam the step actually taken has
+# $\bar D$ = {glue:text}`claim2_imtl_g_adam_spread:.2f` and {glue:text}`claim2_nash_mtl_adam_spread:.2f`, about as
+# unbalanced as LS + Adam's {glue:text}`claim2_ls_adam_spread:.2f`: the balance the method built into $g_t$ does not
+# survive into $\Delta\theta_t$, because the step is mostly made of earlier minibatches' directions (chapter
+# {ref}`chapter-instant-gradient`) and is then rescaled coordinate by coordinate. LS's own direction is unbalanced
+# ($\bar D^{\mathrm{inst}}$ = {glue:text}`claim2_ls_muon_instant_spread:.2f` in the LS + Muon runs), yet the step
+# Muon builds from it has $\bar D$ = {glue:text}`claim2_ls_muon_spread:.2f`: the balancing happens in the optimizer.
 #
-# **MTL methods under Muon.** With Muon instead of Adam, the methods' relative spreads lie between
-# {glue:text}`claim2_muon_methods_R_min:.2f` and {glue:text}`claim2_muon_methods_R_max:.2f`; switching from Adam to
-# Muon lowers $R$ for {glue:text}`claim2_within_below_zero` of {glue:text}`claim2_within_count` methods (LS
-# included), {glue:text}`claim2_within_resolved` of them resolved. Under Muon, what the method asked for matters
-# little to the balance of the step: the methods and LS end up close to one another.
+# **MTL methods under Muon** (seed {glue:text}`claim2_muon_method_seeds` only at `cpu`): their relative spreads lie
+# between {glue:text}`claim2_muon_methods_R_min:.2f` and {glue:text}`claim2_muon_methods_R_max:.2f`, and switching
+# from Adam to Muon lowers $R$ for {glue:text}`claim2_within_below_zero` of {glue:text}`claim2_within_count`
+# methods (LS included). With one seed these are single measurements, not resolved differences. The number of
+# MTL methods whose $R$ under Muon is below that of LS + Muon (same seeds): {glue:text}`claim2_muon_methods_below_ls`
+# of 4 —
+# adding a balancing method on top of Muon does not make its step more balanced than Muon alone makes LS's.
 #
-# **Spectra.** At the end of training the effective rank of LS + Muon's matrices is, as a fraction of
-# $\min(A, B)$ and averaged over the two Muon matrices, {glue:text}`claim2_rank_fraction_instant:.2f` for the
+# **Spectra.** At the end of training the effective rank of LS + Muon's matrices, as a fraction of $\min(A, B)$
+# averaged over the two Muon matrices and the seeds, is {glue:text}`claim2_rank_fraction_instant:.2f` for the
 # instant gradient, {glue:text}`claim2_rank_fraction_in:.2f` for the momentum and
-# {glue:text}`claim2_rank_fraction_out:.2f` after orthogonalization: Newton–Schulz lifts the small singular
-# values of the momentum into the band around 1 (not exactly onto 1: its coefficients trade accuracy for speed),
-# so the update uses every direction of the matrix with nearly equal weight.
+# {glue:text}`claim2_rank_fraction_out:.2f` after orthogonalization: Newton–Schulz lifts the small singular values of
+# the momentum into a band around 1 (not exactly onto 1: its coefficients trade accuracy for speed), so the update
+# uses every direction of the matrix with nearly equal weight. That is the mechanism the paper's claim points at;
+# that it is *what* balances the tasks here is an inference from the two measurements, not a separate experiment.
 #
 # **What two seeds resolve.** With {glue:text}`claim2_n_seeds` seeds the 95% interval of a paired difference is
-# {glue:text}`claim2_t_factor:.1f` times half the gap between the two seeds' differences: only differences that
-# are large against their seed-to-seed variation come out resolved, and a difference called unresolved above is
-# not evidence of equality. Each per-run value is itself a mean over several hundred recorded steps, which is why
-# the seeds agree as closely as they do. Scope: one two-task benchmark whose task gradients are nearly orthogonal
-# (mean cosine ≈ 0, TOOLCHAIN.md), untuned learning rates, the `cpu` profile (the figure titles say which profile
-# this build used); QM9 with its eleven tasks was not run for this chapter.
+# {glue:text}`claim2_t_factor:.1f` times half the gap between the two seeds' differences: only differences that are
+# large against their seed-to-seed variation come out resolved, and an unresolved difference is not evidence of
+# equality. Each per-run value is a mean over the recorded steps of the whole run. Scope: one two-task benchmark,
+# untuned learning rates, the `cpu` profile (the figure titles say which profile this build used); QM9 with its
+# eleven tasks was not run for this chapter.
