@@ -67,10 +67,7 @@
 # Nash-MTL {cite}`navon2022nashmtl` and FairGrad {cite}`ban2024fairgrad` — each under Adam and under Muon
 # (Muon on the hidden matrices `conv2` [20 × 250] and `fc` [50 × 500], AdamW on the first layer, the biases and
 # the heads; learning rate $10^{-3}$ for both, Muon's step scaled to AdamW's RMS, register O3). Seeds 0 and 1,
-# shared across arms (same initialization and batch order), for LS under both optimizers and for every method
-# under Adam: these arms answer the main question. The four methods under Muon ran with seed 0 only in the `cpu`
-# build (its compute budget, on a machine shared with other jobs; the `smoke` and `full` profiles run both seeds).
-# The alignments are recorded every 5 steps at `cpu` (the task Jacobian costs $K$ backward passes on those steps);
+# shared across arms (same initialization and batch order). The alignments are recorded every 5 steps at `cpu` (the task Jacobian costs $K$ backward passes on those steps);
 # Muon's singular values every 150 steps. QM9 ($K = 11$, where balance has more room to matter) is not run here:
 # recording alignments needs the 11-task Jacobian at every recorded step (about 8× a step, TOOLCHAIN.md), which
 # did not fit this chapter's budget next to the Multi-MNIST grid.
@@ -111,14 +108,7 @@ def config_for(method: str, optimizer: str, run_seed: int) -> Config:
 
 # NBVAL_IGNORE_OUTPUT
 # (how many runs are missing depends on what the store already holds; nbval needs the marker alone on its line)
-MUON_METHOD_SEEDS = SEEDS[:1] if profile == "cpu" else SEEDS  # the MTL methods under Muon (see the text)
-
-
-def seeds_of(method: str, optimizer: str) -> list[int]:
-    return MUON_METHOD_SEEDS if (optimizer == "muon" and method != "ls") else SEEDS
-
-
-configs = {(m, o, s): config_for(m, o, s) for m in METHODS for o in OPTIMIZERS for s in seeds_of(m, o)}
+configs = {(m, o, s): config_for(m, o, s) for m in METHODS for o in OPTIMIZERS for s in SEEDS}
 missing = [c.run_id for c in configs.values() if not record_path(c, results_dir).exists()]
 print(f"{len(configs)} runs, profile {profile}; {len(missing)} not yet in the results store (trained now)")
 records = {key: run(config, results_dir=results_dir, progress=False) for key, config in configs.items()}
@@ -147,8 +137,8 @@ columns = {"alignment": "ā", "spread": "D̄", "relative_spread": "R = D̄/ā", 
 by_arm = runs.groupby(["method", "optimizer"])[list(columns)].mean()
 by_arm = by_arm.loc[[(m, o) for o in OPTIMIZERS for m in METHODS]].rename(columns=columns)
 by_arm.index = [f"{LABEL[m]} + {o.capitalize()}" for m, o in by_arm.index]
-print(f"per-run means over recorded steps, averaged over seeds {SEEDS} (MTL methods + Muon: seeds "
-      f"{MUON_METHOD_SEEDS}), profile {profile}; accuracies: test, mean of the last 3 epochs")
+print(f"per-run means over recorded steps, averaged over seeds {SEEDS} (profile {profile}); "
+      "accuracies: test, mean of the last 3 epochs")
 by_arm.round(3)
 
 # %% [markdown]
@@ -206,8 +196,7 @@ axes[1].plot([0, limit], [0, limit], color="grey", linewidth=0.8, label="step as
 axes[1].set(xlim=(-0.01 * limit, limit), ylim=(0, limit), xlabel=r"$\bar D^{\mathrm{inst}}$: spread of the method's $g_t$",
             ylabel=r"$\bar D$: spread of the step $\Delta\theta_t$", title="What the method asked vs what was taken")
 axes[1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
-fig.suptitle(f"Balance of the update across tasks, Multi-MNIST (profile {profile}, seeds {SEEDS}; MTL methods + "
-             f"Muon: seeds {MUON_METHOD_SEEDS})")
+fig.suptitle(f"Balance of the update across tasks, Multi-MNIST (profile {profile}, seeds {SEEDS})")
 fig.tight_layout()
 plt.show()
 
@@ -233,10 +222,9 @@ muon_minus_adam["method"] = muon_minus_adam["method"].map(LABEL)
 
 
 def readable(differences: pd.DataFrame, by: str) -> pd.DataFrame:
-    """One row per comparison, one column per quantity: "difference ± ci95" (* when resolved; one seed: no CI)."""
-    cells = differences.assign(cell=[f"{d:+.3f} ± {h:.3f}{' *' if r else ''}" if n >= 2 else f"{d:+.3f} (1 seed)"
-                                     for d, h, r, n in zip(differences["difference"], differences["ci95"],
-                                                           differences["resolved"], differences["n_seeds"])])
+    """One row per comparison, one column per quantity: "difference ± ci95" (* when resolved)."""
+    cells = differences.assign(cell=[f"{d:+.3f} ± {h:.3f}{' *' if r else ''}" for d, h, r in
+                                     zip(differences["difference"], differences["ci95"], differences["resolved"])])
     table = cells.pivot(index=by, columns="quantity", values="cell")[["relative_spread", "spread", "alignment"]]
     return table.rename(columns={"relative_spread": "ΔR", "spread": "ΔD̄", "alignment": "Δā"})
 
@@ -245,8 +233,7 @@ print(f"LS + Muon minus each method + Adam, paired by seed (profile {profile}, s
 readable(versus_methods, "comparison")
 
 # %%
-print(f"Muon minus Adam within each method, paired by seed (profile {profile}, seeds {SEEDS}; MTL methods: "
-      f"{MUON_METHOD_SEEDS}; * = resolved)")
+print(f"Muon minus Adam within each method, paired by seed (profile {profile}, seeds {SEEDS}; * = resolved)")
 readable(muon_minus_adam, "method")
 
 # %% [markdown]
@@ -294,11 +281,11 @@ plt.show()
 
 # %% [markdown]
 # The effective rank of the same three matrices over training, as a fraction of $\min(A, B)$, for LS + Muon and
-# MGDA + Muon (mean of the seeds each was run with):
+# MGDA + Muon (mean of the seeds):
 
 # %%
 rank_tables = [effective_rank_frame(records[(m, "muon", s)]).assign(method=m, seed=s)
-               for m in ("ls", "mgda") for s in seeds_of(m, "muon")]
+               for m in ("ls", "mgda") for s in SEEDS]
 ranks = pd.concat(rank_tables, ignore_index=True)
 fig, axes = plt.subplots(1, len(matrices), figsize=(13, 4), sharey=True, squeeze=False)
 for col, matrix in enumerate(matrices):
@@ -314,8 +301,7 @@ for col, matrix in enumerate(matrices):
              xlabel="training step", ylim=(0, 1.05))
 axes[0, 0].set_ylabel(r"effective rank / $\min(A, B)$")
 axes[0, -1].legend(fontsize=7)
-fig.suptitle(f"Effective rank before and after orthogonalization, Multi-MNIST (profile {profile}; LS seeds {SEEDS}, "
-             f"MGDA seeds {MUON_METHOD_SEEDS})")
+fig.suptitle(f"Effective rank before and after orthogonalization, Multi-MNIST (profile {profile}, seeds {SEEDS})")
 fig.tight_layout()
 plt.show()
 
@@ -364,10 +350,8 @@ runs["accuracy"] = (runs["acc_left"] + runs["acc_right"]) / 2
 for method in METHODS:
     for optimizer in OPTIMIZERS:
         glue(f"claim2_{method}_{optimizer}_accuracy", arm_mean(method, optimizer, "accuracy"), display=False)
-ls_muon_same_seeds = runs[(runs.method == "ls") & (runs.optimizer == "muon") & runs.seed.isin(MUON_METHOD_SEEDS)]
-glue("claim2_muon_methods_below_ls", int((muon_methods < ls_muon_same_seeds["relative_spread"].mean()).sum()),
+glue("claim2_muon_methods_below_ls", int((muon_methods < arm_mean("ls", "muon", "relative_spread")).sum()),
      display=False)
-glue("claim2_muon_method_seeds", ", ".join(map(str, MUON_METHOD_SEEDS)), display=False)
 
 # %% [markdown]
 # ## What this shows
@@ -404,12 +388,11 @@ glue("claim2_muon_method_seeds", ", ".join(map(str, MUON_METHOD_SEEDS)), display
 # ($\bar D^{\mathrm{inst}}$ = {glue:text}`claim2_ls_muon_instant_spread:.2f` in the LS + Muon runs), yet the step
 # Muon builds from it has $\bar D$ = {glue:text}`claim2_ls_muon_spread:.2f`: the balancing happens in the optimizer.
 #
-# **MTL methods under Muon** (seed {glue:text}`claim2_muon_method_seeds` only at `cpu`): their relative spreads lie
+# **MTL methods under Muon.** Their relative spreads lie
 # between {glue:text}`claim2_muon_methods_R_min:.2f` and {glue:text}`claim2_muon_methods_R_max:.2f`, and switching
 # from Adam to Muon lowers $R$ for {glue:text}`claim2_within_below_zero` of {glue:text}`claim2_within_count`
-# methods (LS included). With one seed these are single measurements, not resolved differences. The number of
-# MTL methods whose $R$ under Muon is below that of LS + Muon (same seeds): {glue:text}`claim2_muon_methods_below_ls`
-# of 4 —
+# methods (LS included), {glue:text}`claim2_within_resolved` of them resolved. The number of MTL methods whose $R$
+# under Muon is below that of LS + Muon: {glue:text}`claim2_muon_methods_below_ls` of 4 —
 # adding a balancing method on top of Muon does not make its step more balanced than Muon alone makes LS's.
 #
 # **Spectra.** At the end of training the effective rank of LS + Muon's matrices, as a fraction of $\min(A, B)$
