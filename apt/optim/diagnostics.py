@@ -14,6 +14,9 @@ after each ``step()``, in ``optimizer.step_diagnostics`` (register ids G1–G4 i
                              matrix before orthogonalization (``_in``), after (``_out``), of the instant
                              gradient (``_instant``), the same divided by min(A, B) (``muon_rank_fraction_*``),
                              and the smallest/largest singular value after orthogonalization      (G3)
+    muon_singular_values     (same steps) {matrix name: {"in", "out", "instant": singular values, descending}}:
+                             the full spectra behind the G3 summaries; choose ``spectrum_every`` so that a
+                             stored record stays small (a [50, 500] matrix adds 3 × 50 numbers per step)
 
 g_t is what ``.grad`` holds when ``step()`` is called (the MTL method's aggregated gradient); it is never
 modified. Per-task alignment needs the task Jacobian, which only ``apt.mtl`` has: the training loop calls
@@ -60,6 +63,11 @@ def alignment_summary(cosines: Tensor) -> dict[str, float]:
         "task_alignment_spread": float(values.max() - values.min()),
         "task_alignment_std": float(values.std(unbiased=False)),
     }
+
+
+def spectra_lists(spectra: dict[str, dict[str, Tensor]]) -> dict[str, dict[str, list[float]]]:
+    """The Muon spectra {name: {"in", "out", "instant": [r]}} as plain lists (JSON-able, for records)."""
+    return {name: {kind: values.tolist() for kind, values in entry.items()} for name, entry in spectra.items()}
 
 
 def spectrum_summary(spectra: dict[str, dict[str, Tensor]]) -> dict[str, float]:
@@ -123,7 +131,7 @@ class DiagnosedOptimizer(torch.optim.Optimizer):
         self.spectrum_every = spectrum_every
         self.steps_taken = 0
         self.muon_spectra: dict[str, dict[str, Tensor]] = {}
-        self._step_diagnostics: dict[str, float] = {}
+        self._step_diagnostics: dict[str, Any] = {}
         self._last_update: dict[Tensor, Tensor] = {}
         # ‖.grad‖ per parameter of the step being taken (from the finite check; reused by APT's cosines)
         self._instant_grad_norms: dict[Tensor, Tensor] = {}
@@ -159,8 +167,9 @@ class DiagnosedOptimizer(torch.optim.Optimizer):
 
     # ----- public diagnostics ---------------------------------------------------------------------------
     @property
-    def step_diagnostics(self) -> dict[str, float]:
-        """The diagnostics of the last step (module docstring); {} when diagnostics are off."""
+    def step_diagnostics(self) -> dict[str, Any]:
+        """The diagnostics of the last step (module docstring); {} when diagnostics are off. Every value is a
+        float except ``muon_singular_values`` (nested lists, on spectrum steps only)."""
         return dict(self._step_diagnostics)
 
     def last_update(self, params: Sequence[nn.Parameter]) -> Tensor:
@@ -271,6 +280,8 @@ class DiagnosedOptimizer(torch.optim.Optimizer):
             "instant_gradient_norm": grad_norm,
         }
         diagnostics.update(spectrum_summary(self.muon_spectra))
+        if self.muon_spectra:
+            diagnostics["muon_singular_values"] = spectra_lists(self.muon_spectra)
         self._step_diagnostics = diagnostics
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -12,7 +13,7 @@ from optim_testing import build, train
 
 from apt.optim import OPTIMIZERS, APT, make_optimizer
 from apt.optim.diagnostics import alignment_summary, task_alignment
-from apt.optim.newton_schulz import NS_SINGULAR_VALUE_BAND
+from apt.optim.newton_schulz import NS_SINGULAR_VALUE_BAND, effective_rank, newton_schulz
 
 CORE_KEYS = {"instant_gradient_share", "update_instant_cosine", "momentum_cosine", "beta_mean", "beta_min_used",
              "beta_max_used", "update_norm", "instant_gradient_norm"}
@@ -83,7 +84,7 @@ def test_every_optimizer_reports_the_core_keys_and_a_consistent_last_update(name
     train(model, optimizer, 1)
     diagnostics = optimizer.step_diagnostics
     assert CORE_KEYS <= set(diagnostics)
-    assert all(math.isfinite(v) for v in diagnostics.values())
+    assert all(math.isfinite(v) for key, v in diagnostics.items() if key != "muon_singular_values")
     assert -1.0 <= diagnostics["update_instant_cosine"] <= 1.0
     params = list(model.parameters())
     expected = torch.cat([(p.detach() - b).reshape(-1) for p, b in zip(params, before)])
@@ -117,9 +118,33 @@ def test_spectra_every_other_step():
     optimizer = make_optimizer("apt_muon", model.named_parameters(), lr=1e-3, muon_excluded=model.muon_excluded(),
                                diagnostics=True, spectrum_every=2)
     has_spectra = []
-    train(model, optimizer, 4, after_step=lambda _: has_spectra.append("muon_sv_out_min" in
-                                                                         optimizer.step_diagnostics))
-    assert has_spectra == [True, False, True, False]
+    train(model, optimizer, 4, after_step=lambda _: has_spectra.append(
+        ("muon_sv_out_min" in optimizer.step_diagnostics, "muon_singular_values" in optimizer.step_diagnostics)))
+    assert has_spectra == [(True, True), (False, False), (True, True), (False, False)]
+
+
+def test_full_singular_values_match_an_svd_of_the_first_muon_step():
+    """First step, no Nesterov: the matrix orthogonalized is m_1 = (1 − μ) G, the update is NS(m_1) (in
+    bfloat16); the listed spectra equal torch.linalg.svdvals of those, and the G3 summaries are their
+    effective ranks."""
+    generator = torch.Generator().manual_seed(3)
+    weight = torch.nn.Parameter(torch.zeros(6, 9))
+    optimizer = make_optimizer("muon", [("w", weight)], lr=1e-3, diagnostics=True, nesterov=False, momentum=0.9)
+    grad = torch.randn(6, 9, generator=generator)
+    weight.grad = grad
+    optimizer.step()
+    diagnostics = optimizer.step_diagnostics
+    listed = diagnostics["muon_singular_values"]["w"]
+    expected_in = torch.linalg.svdvals(0.1 * grad.double())
+    expected_out = torch.linalg.svdvals(newton_schulz(0.1 * grad).double())
+    torch.testing.assert_close(torch.tensor(listed["in"], dtype=torch.float64), expected_in, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(torch.tensor(listed["out"], dtype=torch.float64), expected_out, rtol=1e-4,
+                               atol=1e-4)
+    torch.testing.assert_close(torch.tensor(listed["instant"], dtype=torch.float64),
+                               torch.linalg.svdvals(grad.double()), rtol=1e-5, atol=1e-6)
+    assert diagnostics["muon_effective_rank_in"] == pytest.approx(effective_rank(expected_in), rel=1e-5)
+    assert diagnostics["muon_effective_rank_out"] == pytest.approx(effective_rank(expected_out), rel=1e-4)
+    assert json.loads(json.dumps(listed)) == listed  # plain lists: a record can store them
 
 
 def test_orthogonalization_raises_the_effective_rank_of_a_low_rank_matrix():
