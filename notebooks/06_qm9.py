@@ -121,11 +121,12 @@ print(published.attrs.get("source", ""))
 comparison.round(2)
 
 # %%
-ranked = comparison.dropna()
+ours_column = f"our Δm% ({profile}, Adam)"
+ranked = comparison.dropna() if ours_column in comparison.columns else comparison.iloc[0:0]
 if len(ranked) >= 3:
     from scipy.stats import spearmanr
 
-    rho = spearmanr(ranked["published Δm%"], ranked[f"our Δm% ({profile}, Adam)"]).statistic
+    rho = spearmanr(ranked["published Δm%"], ranked[ours_column]).statistic
     glue("qm9_rank_agreement", f"{rho:.2f} over {len(ranked)} methods", display=False)
 else:
     glue("qm9_rank_agreement", "not measured (fewer than 3 methods with both rows in this build)", display=False)
