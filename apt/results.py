@@ -13,7 +13,7 @@ stored records of one grid (``apt.grids.load_grid``) and the single-task baselin
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,10 +74,11 @@ def effect_counts(apt_effect: pd.DataFrame, apt: str) -> dict[str, int]:
     return {"better": better, "worse": worse, "unresolved": len(part) - better - worse, "methods": len(part)}
 
 
-def learning_curves(records: Sequence[dict[str, Any]], metric: str | None = None) -> pd.DataFrame:
-    """Per MTL run and epoch: the test value of ``metric`` (default: the mean of the run's metrics, which is
-    meaningful for benchmarks whose metrics share a unit, e.g. accuracies). Columns method, optimizer, seed,
-    epoch, value."""
+def learning_curves(records: Sequence[dict[str, Any]],
+                    value: Callable[[dict[str, float]], float] | None = None) -> pd.DataFrame:
+    """Per MTL run and epoch: ``value(test metrics of that epoch)`` (default: the mean of the metrics, which is
+    meaningful for benchmarks whose metrics share a unit, e.g. accuracies; pass a Δm% function otherwise).
+    Columns method, optimizer, seed, epoch, value."""
     rows = []
     for record in records:
         config = record["config"]
@@ -85,9 +86,9 @@ def learning_curves(records: Sequence[dict[str, Any]], metric: str | None = None
             continue
         for epoch in record["epochs"]:
             metrics = epoch["test_metrics"]
-            value = metrics[metric] if metric else float(np.mean(list(metrics.values())))
             rows.append({"method": config["method"], "optimizer": config["optimizer"], "seed": config["seed"],
-                         "epoch": epoch["epoch"], "value": value})
+                         "epoch": epoch["epoch"],
+                         "value": value(metrics) if value else float(np.mean(list(metrics.values())))})
     return pd.DataFrame(rows)
 
 

@@ -79,6 +79,7 @@ from myst_nb import glue
 from apt.analysis import mean_ci, paired_difference, stl_baseline
 from apt.experiment import record_path, run
 from apt.store import read_record
+from apt.figures import paired_difference_forest
 from apt.grids import ABLATION_BENCHMARK, ABLATION_SEEDS, ablation_arms, ablation_baselines
 from apt.metrics import delta_m
 from apt.optim.assumptions import ASSUMPTIONS
@@ -210,14 +211,8 @@ else:
 if complete:
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), sharex=False)
     for ax, (family, table) in zip(axes, vs_base.items()):
-        y = np.arange(len(table))[::-1]
-        half = table["ci95"].fillna(0).to_numpy()
-        for yi, d, h, resolved in zip(y, table["difference"], half, table["resolved"]):
-            ax.errorbar(d, yi, xerr=h, fmt="o", color="tab:blue" if resolved else "tab:gray", capsize=3)
-        ax.axvline(0, color="black", lw=0.8)
-        ax.set_yticks(y, table["arm"])
-        ax.set(xlabel=f"Δm% difference to {base_arm[family]} (points; < 0 is better)",
-               title=f"{family.replace('_', '-')} arms, MGDA, Multi-Fashion")
+        paired_difference_forest(ax, table, "arm", title=f"{family.replace('_', '-')} arms, MGDA, Multi-Fashion",
+                                 xlabel=f"Δm% difference to {base_arm[family]} (points; < 0 is better)")
     fig.suptitle(f"Paired differences with 95% intervals (blue: interval excludes 0; profile {profile}, "
                  f"{len(ABLATION_SEEDS[profile])} seed(s))")
     fig.tight_layout()

@@ -36,7 +36,6 @@ results_dir = None
 
 # %%
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 from myst_nb import glue
 
@@ -46,7 +45,8 @@ from apt.grids import book_grids, load_grid
 from apt.metrics import delta_m
 from apt.published import method_key, published_table
 from apt.analysis import format_results, stl_baseline
-from apt.results import benchmark_results, effect_counts
+from apt.figures import paired_difference_forest
+from apt.results import benchmark_results, effect_counts, learning_curves
 
 BENCHMARK = "qm9"
 cls = benchmark_class(BENCHMARK)
@@ -144,12 +144,8 @@ if results is not None and len(results.apt_effect):
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     for ax, apt in zip(axes, ("apt_adam", "apt_muon")):
         part = results.apt_effect[results.apt_effect["apt"] == apt].reset_index(drop=True)
-        y = np.arange(len(part))[::-1]
-        for yi, d, h, resolved in zip(y, part["difference"], part["ci95"].fillna(0), part["resolved"]):
-            ax.errorbar(d, yi, xerr=h, fmt="o", color="tab:blue" if resolved else "tab:gray", capsize=3)
-        ax.set_yticks(y, part["method"])
-        ax.axvline(0, color="black", lw=0.8)
-        ax.set(xlabel=f"Δm%({apt}) − Δm%({apt[4:]}) (points; < 0: APT helps)", title=f"QM9: {apt}")
+        paired_difference_forest(ax, part, "method", title=f"QM9: {apt}",
+                                 xlabel=f"Δm%({apt}) − Δm%({apt[4:]}) (points; < 0: APT helps)")
     fig.suptitle(f"APT's effect per method on QM9, paired by seed, 95% CI (profile {profile})")
     fig.tight_layout()
     plt.show()
@@ -172,16 +168,10 @@ else:
 if results is not None:
     records = stored.complete_records()
     base, _ = stl_baseline(records, BENCHMARK)
-    rows = []
-    for record in records:
-        config = record["config"]
-        if config.get("stl_task") is not None:
-            continue
-        for epoch in record["epochs"]:
-            values = [epoch["test_metrics"][n] for n in cls.metric_names]
-            rows.append({"method": config["method"], "optimizer": config["optimizer"], "epoch": epoch["epoch"] + 1,
-                         "delta_m": delta_m(values, base, cls.metric_higher_better)})
-    curves = pd.DataFrame(rows).groupby(["optimizer", "method", "epoch"])["delta_m"].mean().reset_index()
+    curves = learning_curves(records, value=lambda m: delta_m([m[n] for n in cls.metric_names], base,
+                                                              cls.metric_higher_better))
+    curves = curves.assign(epoch=curves["epoch"] + 1).rename(columns={"value": "delta_m"})
+    curves = curves.groupby(["optimizer", "method", "epoch"])["delta_m"].mean().reset_index()
     optimizers = list(dict.fromkeys(curves["optimizer"]))
     fig, axes = plt.subplots(1, len(optimizers), figsize=(4 * len(optimizers), 4), sharey=True, squeeze=False)
     for ax, optimizer in zip(axes[0], optimizers):

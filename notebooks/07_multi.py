@@ -49,6 +49,7 @@ from myst_nb import glue
 
 from apt.benchmarks import benchmark_class
 from apt.experiment import run
+from apt.figures import paired_difference_forest
 from apt.grids import BOOK_OPTIMIZERS, MULTI_BENCHMARKS, book_grids, load_grid
 from apt.analysis import format_results
 from apt.results import effect_counts, learning_curves, stored_results
@@ -141,12 +142,8 @@ fig, axes = plt.subplots(max(len(results), 1), 2, figsize=(12, 4.2 * max(len(res
 for row, (name, res) in zip(axes, results.items()):
     for ax, apt in zip(row, ("apt_adam", "apt_muon")):
         part = res.apt_effect[res.apt_effect["apt"] == apt].reset_index(drop=True)
-        y = np.arange(len(part))[::-1]
-        for yi, d, h, resolved in zip(y, part["difference"], part["ci95"].fillna(0), part["resolved"]):
-            ax.errorbar(d, yi, xerr=h, fmt="o", color="tab:blue" if resolved else "tab:gray", capsize=3)
-        ax.set_yticks(y, part["method"])
-        ax.axvline(0, color="black", lw=0.8)
-        ax.set(xlabel=f"Δm%({apt}) − Δm%({apt[4:]}) (points; < 0: APT helps)", title=f"{name}: {apt}")
+        paired_difference_forest(ax, part, "method", title=f"{name}: {apt}",
+                                 xlabel=f"Δm%({apt}) − Δm%({apt[4:]}) (points; < 0: APT helps)")
 fig.suptitle(f"APT's effect per method, paired by seed, 95% CI (profile {profile})")
 fig.tight_layout()
 plt.show()
