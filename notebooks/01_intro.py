@@ -40,7 +40,7 @@ seed = 0
 data_dir = None
 results_dir = None
 
-# %%
+# %% tags=["hide-input"]
 from myst_nb import glue
 
 from apt.experiment import record_path

@@ -70,7 +70,7 @@ by_apt.round(3) if not by_apt.empty else print("No complete seed of any grid in 
 # ## 3. Mean rank across benchmarks
 #
 # Each arm's MR within its benchmark (ranked against all 56 arms on the benchmark's metrics), averaged over the
-# benchmarks tabulated; the left panel puts each method's four optimizer settings side by side.
+# benchmarks tabulated; the figure puts each method's four optimizer settings side by side.
 
 # %%
 if results:
