@@ -200,8 +200,11 @@ if complete:
         return pd.concat(parts, ignore_index=True).rename(columns={"group": "arm"})
 
 
-    base_arm = {family: pairs[0][0].label for family, pairs in arms.items()}
-    default_arm = {family: pairs[1][0].label for family, pairs in arms.items()}
+    # arms[family] lists (variant, config) variant by variant, seed by seed: the first variant is the base
+    # optimizer, the second APT with its assumed defaults.
+    labels = {family: list(dict.fromkeys(v.label for v, _ in pairs)) for family, pairs in arms.items()}
+    base_arm = {family: names[0] for family, names in labels.items()}
+    default_arm = {family: names[1] for family, names in labels.items()}
     vs_base = {f: differences(runs[runs.family == f], base_arm[f]) for f in arms}
     display(pd.concat(vs_base, names=["family"]).round(3))  # noqa: F821 (IPython builtin)
 else:
