@@ -45,7 +45,7 @@ from apt.grids import book_grids, load_grid
 from apt.metrics import delta_m
 from apt.published import method_key, published_table
 from apt.analysis import format_results, stl_baseline
-from apt.figures import paired_difference_forest
+from apt.figures import apt_effect_figure
 from apt.results import benchmark_results, effect_counts, learning_curves
 
 BENCHMARK = "qm9"
@@ -141,13 +141,7 @@ else:
 
 # %%
 if results is not None and len(results.apt_effect):
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-    for ax, apt in zip(axes, ("apt_adam", "apt_muon")):
-        part = results.apt_effect[results.apt_effect["apt"] == apt].reset_index(drop=True)
-        paired_difference_forest(ax, part, "method", title=f"QM9: {apt}",
-                                 xlabel=f"Δm%({apt}) − Δm%({apt[4:]}) (points; < 0: APT helps)")
-    fig.suptitle(f"APT's effect per method on QM9, paired by seed, 95% CI (profile {profile})")
-    fig.tight_layout()
+    apt_effect_figure({"QM9": results.apt_effect}, profile=profile)
     plt.show()
     for apt in ("apt_adam", "apt_muon"):
         c = effect_counts(results.apt_effect, apt)

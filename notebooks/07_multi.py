@@ -49,7 +49,7 @@ from myst_nb import glue
 
 from apt.benchmarks import benchmark_class
 from apt.experiment import run
-from apt.figures import paired_difference_forest
+from apt.figures import apt_effect_figure
 from apt.grids import BOOK_OPTIMIZERS, MULTI_BENCHMARKS, book_grids, load_grid
 from apt.analysis import format_results
 from apt.results import effect_counts, learning_curves, stored_results
@@ -138,14 +138,7 @@ plt.show()
 # unresolved at this number of seeds.
 
 # %%
-fig, axes = plt.subplots(max(len(results), 1), 2, figsize=(12, 4.2 * max(len(results), 1)), squeeze=False)
-for row, (name, res) in zip(axes, results.items()):
-    for ax, apt in zip(row, ("apt_adam", "apt_muon")):
-        part = res.apt_effect[res.apt_effect["apt"] == apt].reset_index(drop=True)
-        paired_difference_forest(ax, part, "method", title=f"{name}: {apt}",
-                                 xlabel=f"Δm%({apt}) − Δm%({apt[4:]}) (points; < 0: APT helps)")
-fig.suptitle(f"APT's effect per method, paired by seed, 95% CI (profile {profile})")
-fig.tight_layout()
+apt_effect_figure({name: res.apt_effect for name, res in results.items()}, profile=profile)
 plt.show()
 
 # %%

@@ -118,6 +118,12 @@ def missing_data(name: str, prof: str = "full") -> str | None:
     return None
 
 
+def print_command(name: str) -> None:
+    """Print the GPU sweep command of ``name`` wrapped at 90 characters with shell line continuations."""
+    lines = textwrap.wrap(sweep_command(name)[0], 90, break_on_hyphens=False, break_long_words=False)
+    print(" \\\n    ".join(lines))
+
+
 def sweep_command(name: str) -> tuple[str, int, int]:
     """The GPU command for every method × the four optimizer settings × the protocol's seeds, with the STL
     runs the sweep adds (one per task and seed, LS + Adam); and how many MTL and STL runs it makes."""
@@ -286,7 +292,7 @@ print(wrapped("full profile: " + ("all data present" if celeba_missing is None e
 # split across machines writing into one results folder.
 
 # %%
-print(" \\\n    ".join(textwrap.wrap(sweep_command("celeba")[0], 90, break_on_hyphens=False, break_long_words=False)))
+print_command("celeba")
 
 # %% [markdown]
 # ### Published reference rows
@@ -353,7 +359,7 @@ print(wrapped("full profile: " + ("all data present" if nyuv2_missing is None el
 # seed; the lineage's STL baseline uses task-specific SegNets, a documented difference):
 
 # %%
-print(" \\\n    ".join(textwrap.wrap(sweep_command("nyuv2")[0], 90, break_on_hyphens=False, break_long_words=False)))
+print_command("nyuv2")
 
 # %% [markdown]
 # ### Published reference rows
@@ -406,7 +412,7 @@ print(wrapped("full profile: " + ("all data present" if cityscapes_missing is No
 # {glue:text}`cityscapes_n_mtl_runs` MTL runs and {glue:text}`cityscapes_n_stl_runs` single-task runs:
 
 # %%
-print(" \\\n    ".join(textwrap.wrap(sweep_command("cityscapes")[0], 90, break_on_hyphens=False, break_long_words=False)))
+print_command("cityscapes")
 
 # %% [markdown]
 # ### Published reference rows
