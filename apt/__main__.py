@@ -103,7 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     grid_parser.add_argument("--benchmarks", type=_csv, default=None, help="default: every grid of the profile")
     grid_parser.add_argument("--seeds", type=lambda s: [int(x) for x in _csv(s)], default=None)
     grid_parser.add_argument("--no-ablations", action="store_true", help="leave out chapter 5's APT ablations")
-    grid_parser.add_argument("--no-grids", action="store_true", help="only chapter 5's APT ablations")
+    grid_parser.add_argument("--no-grids", action="store_true", help="leave out the method × optimizer grids")
+    grid_parser.add_argument("--no-controls", action="store_true",
+                             help="leave out chapter 7's SGD step-scale control (learning rate scan per method)")
     grid_parser.add_argument("--dry-run", action="store_true", help="only say how many runs are missing")
     grid_parser.add_argument("--data-dir", default=None, help="default: $APT_DATA_DIR or ../shared/data")
     grid_parser.add_argument("--results-dir", type=Path, default=None, help="default: results/<profile>")
@@ -167,16 +169,21 @@ def _grid(args: argparse.Namespace) -> int:
     exist only once the runs they take their β from are stored)."""
     from apt.experiment import record_path
     from apt.grids import book_configs
+    from apt.store import divergence_path
     from apt.sweep import run_configs
 
     failed: dict[str, str] = {}
     while True:
         configs = book_configs(args.profile, benchmarks=args.benchmarks, seeds=args.seeds,
                                grids=not args.no_grids, ablations=not args.no_ablations,
-                               results_dir=args.results_dir,
+                               controls=not args.no_controls, results_dir=args.results_dir,
                                device=args.device, data_dir=args.data_dir)
-        missing = [c for c in configs if not record_path(c, args.results_dir).exists() and c.run_id not in failed]
-        print(f"{len(configs)} runs in the {args.profile} book grid selected; {len(missing)} missing")
+        paths = {c.run_id: record_path(c, args.results_dir) for c in configs}
+        diverged = [c for c in configs if divergence_path(paths[c.run_id]).exists()]
+        missing = [c for c in configs if not paths[c.run_id].exists() and c not in diverged and c.run_id not in failed]
+        print(f"{len(configs)} runs in the {args.profile} book grid selected; {len(missing)} missing"
+              + (f"; {len(diverged)} diverged earlier (their .diverged notes say why; delete one to retrain it)"
+                 if diverged else ""))
         if args.dry_run or not missing:
             break
         report = run_configs(missing, backend=args.backend, address=args.address, results_dir=args.results_dir,

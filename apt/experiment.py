@@ -3,7 +3,9 @@
 ``run(config)`` trains the benchmark's model with the method and optimizer of ``config`` under the
 profile's protocol, evaluates every epoch, picks the reported test metrics by the protocol's selection
 rule, and writes one record (DESIGN.md §5). It checkpoints atomically after every epoch and resumes from
-the last checkpoint when restarted; a config whose record exists is read, not trained again.
+the last checkpoint when restarted; a config whose record exists is read, not trained again. A run whose loss
+or gradient turns NaN/inf writes a divergence note (``apt.store.divergence_path``) instead and raises; it is
+not retrained until the note is deleted.
 
 One training step (DESIGN.md §2):
     losses ℓ [K] = benchmark.losses(model(x), y)
@@ -34,11 +36,12 @@ from apt.benchmarks.base import Protocol
 from apt.checkpoint import load_checkpoint, save_checkpoint
 from apt.config import Config, validate
 from apt.data_dir import REPO_ROOT
+from apt.errors import NonFiniteError
 from apt.metrics import delta_m
 from apt.mtl import Method, make_method, mtl_backward
 from apt.optim import make_optimizer
 from apt.optim.diagnostics import task_alignment
-from apt.store import RECORD_SCHEMA, read_record, write_record
+from apt.store import RECORD_SCHEMA, divergence_path, read_divergence, read_record, write_divergence, write_record
 
 
 def default_results_dir(profile: str) -> Path:
@@ -71,9 +74,21 @@ def run(
     path = record_path(config, results_dir)
     if path.exists():
         return read_record(path)
+    diverged = divergence_path(path)
+    if diverged.exists():
+        raise NonFiniteError(f"run {config.run_id} diverged before: {read_divergence(diverged)['error']} "
+                             f"(note {diverged}; delete it to train the run again)")
     checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else default_checkpoint_dir(config.profile)
     checkpoint = checkpoint_dir / config.benchmark / f"{config.run_id}.pt"
-    write_record(path, _Training(config, checkpoint, progress).run())
+    training = _Training(config, checkpoint, progress)
+    try:
+        record = training.run()
+    except NonFiniteError as error:
+        # A diverged run is an outcome (e.g. of a learning-rate scan), not a crash to retry: note it, then raise.
+        write_divergence(diverged, training.divergence_note(error))
+        checkpoint.unlink(missing_ok=True)
+        raise
+    write_record(path, record)
     checkpoint.unlink(missing_ok=True)
     return read_record(path)  # the stored form (JSON types), identical to what a later call reads
 
@@ -314,6 +329,23 @@ class _Training:
         self.wall_seconds = state["wall_seconds"]
         self.start_epoch = state["epoch"]
         self.resumed_at_epochs = [*state["resumed_at_epochs"], self.start_epoch]
+
+    def divergence_note(self, error: NonFiniteError) -> dict[str, Any]:
+        """What a diverged run leaves instead of a record: the error (task or parameter and step), the epochs
+        it completed and the provenance."""
+        config = self.config
+        return {
+            "schema": RECORD_SCHEMA,
+            "run_id": config.run_id,
+            "config": config.to_dict(),
+            "config_hash": config.config_hash,
+            "status": "diverged",
+            "error": str(error),
+            "step": self.global_step,
+            "epochs": self.history,
+            "environment": environment(self.device),
+            "wall_seconds": self.wall_seconds,
+        }
 
     def _record(self) -> dict[str, Any]:
         config = self.config

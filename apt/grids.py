@@ -12,14 +12,14 @@ Seed counts follow the noise measured on Multi-Fashion (TOOLCHAIN.md): a 0.5-poi
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from apt.config import Config
 from apt.experiment import record_path
 from apt.mtl import METHODS, method_info
-from apt.store import read_record
+from apt.store import divergence_path, read_divergence, read_record
 from apt.sweep import grid
 
 # The four optimizer settings every method is compared under (issue 9): the base optimizers and APT on each.
@@ -79,16 +79,18 @@ class GridRecords:
     grid: Grid
     records: list[dict[str, Any]]
     missing: list[Config]
+    diverged: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def coverage(self) -> str:
-        total = len(self.records) + len(self.missing)
-        return f"{len(self.records)} of {total} runs of the {self.grid.benchmark} grid are in the store"
+        total = len(self.records) + len(self.missing) + len(self.diverged)
+        text = f"{len(self.records)} of {total} runs of the {self.grid.benchmark} grid are in the store"
+        return text + (f" ({len(self.diverged)} diverged)" if self.diverged else "")
 
     def complete_seeds(self) -> list[int]:
-        """Seeds for which every arm of the grid (and every STL baseline, if the grid has them) is stored:
-        tables average every arm over the same seeds."""
-        missing_seeds = {c.seed for c in self.missing}
+        """Seeds for which every arm of the grid (and every STL baseline, if the grid has them) is stored and
+        finished (not diverged): tables average every arm over the same seeds."""
+        missing_seeds = {c.seed for c in self.missing} | {n["config"]["seed"] for n in self.diverged}
         stored_seeds = {r["config"]["seed"] for r in self.records}
         return [s for s in self.grid.seeds if s in stored_seeds and s not in missing_seeds]
 
@@ -104,16 +106,18 @@ def load_grid(
 ) -> GridRecords:
     """The stored records of ``grid_`` (optionally only ``seeds``), read config by config (no other run leaks in:
     a diagnostics run or another learning rate has another hash)."""
-    records, missing = [], []
+    records, missing, diverged = [], [], []
     for config in grid_.configs(profile, data_dir=data_dir):
         if seeds is not None and config.seed not in seeds:
             continue
         path = record_path(config, results_dir)
         if path.exists():
             records.append(read_record(path))
+        elif divergence_path(path).exists():
+            diverged.append(read_divergence(divergence_path(path)))
         else:
             missing.append(config)
-    return GridRecords(grid_, records, missing)
+    return GridRecords(grid_, records, missing, diverged)
 
 
 # ---- Chapter 5: ablations of APT's assumed rules (apt.optim.assumptions), each a change of one rule ----
@@ -208,11 +212,38 @@ def ablation_baselines(profile: str, *, device: str = "cpu", data_dir: str | Non
             if c.stl_task is not None and c.seed in ABLATION_SEEDS[profile]]
 
 
+# ---- Chapter 7: the SGD step-scale control, a learning rate tuned per method ----
+
+SGD_CONTROL_BENCHMARK = "multi_fashion"
+# LS and the methods the book discusses most. Their directions keep each lineage's scale (MGDA and CAGrad × K,
+# IMTL-G and FAMO with Σw = 1, PCGrad a sum, Nash-MTL and FairGrad unnormalised), so under plain SGD one
+# learning rate gives them different step sizes; Adam and Muon do not see that scale.
+SGD_CONTROL_METHODS: tuple[str, ...] = ("ls", "mgda", "pcgrad", "cagrad", "imtl_g", "nash_mtl", "famo", "fairgrad")
+# Factor-2 steps: one step of the scan is exactly the halving that weights summing to 1 cause for K = 2 tasks.
+SGD_CONTROL_LRS: tuple[float, ...] = (0.025, 0.05, 0.1, 0.2)
+SGD_CONTROL_SEEDS: dict[str, tuple[int, ...]] = {"smoke": (0,), "cpu": (0, 1), "full": (0, 1, 2)}
+
+
+def sgd_control_configs(profile: str, *, device: str = "cpu",
+                        data_dir: str | None = None) -> dict[tuple[str, float, int], Config]:
+    """(method, lr, seed) -> the plain-SGD run of the step-scale control on ``SGD_CONTROL_BENCHMARK``.
+
+    smoke: LS and MGDA at two learning rates, one seed (every code path of the chapter's section in CI).
+    """
+    methods, lrs = SGD_CONTROL_METHODS, SGD_CONTROL_LRS
+    if profile == "smoke":
+        methods, lrs = methods[:2], lrs[1:3]
+    return {(method, lr, seed): Config(benchmark=SGD_CONTROL_BENCHMARK, method=method, optimizer="sgd", lr=lr,
+                                       profile=profile, seed=seed, device=device, data_dir=data_dir)
+            for method in methods for lr in lrs for seed in SGD_CONTROL_SEEDS[profile]}
+
+
 def book_configs(profile: str, *, benchmarks: Sequence[str] | None = None, seeds: Sequence[int] | None = None,
-                 grids: bool = True, ablations: bool = True, results_dir: Path | None = None, device: str = "cpu",
-                 data_dir: str | None = None) -> list[Config]:
-    """Every run the book's result chapters read at ``profile`` (grids, then ablations), seed-major, so that a
-    sweep stopped half-way leaves complete seeds rather than complete methods."""
+                 grids: bool = True, ablations: bool = True, controls: bool = True, results_dir: Path | None = None,
+                 device: str = "cpu", data_dir: str | None = None) -> list[Config]:
+    """Every run the book's result chapters read at ``profile`` (grids, then ablations, then the SGD control),
+    seed-major, so that a sweep stopped half-way leaves complete seeds rather than complete methods.
+    ``benchmarks`` selects grids, and the SGD control when its benchmark is among them."""
     all_grids = book_grids(profile)
     unknown = sorted(set(benchmarks or ()) - set(all_grids))
     if unknown:
@@ -224,7 +255,9 @@ def book_configs(profile: str, *, benchmarks: Sequence[str] | None = None, seeds
                                                  data_dir=data_dir).values()
                     for _, c in pairs]
         configs += ablation_baselines(profile, device=device, data_dir=data_dir)
-        configs = list({c.run_id: c for c in configs}.values())
+    if controls and (benchmarks is None or SGD_CONTROL_BENCHMARK in benchmarks):
+        configs += list(sgd_control_configs(profile, device=device, data_dir=data_dir).values())
+    configs = list({c.run_id: c for c in configs}.values())
     if seeds is not None:
         configs = [c for c in configs if c.seed in seeds]
     return sorted(configs, key=lambda c: c.seed)

@@ -63,6 +63,34 @@ def read_record(path: Path) -> dict[str, Any]:
     return record
 
 
+def divergence_path(record_path_: Path) -> Path:
+    """Where the divergence note of a run lives: next to its (never written) record, ``<run_id>.diverged``.
+
+    A run whose loss or gradient became NaN/inf leaves this note instead of a record. It is a result (that
+    learning rate diverges under that seed), so sweeps do not train the run again; the suffix keeps it out of
+    ``record_paths``, so no table mistakes it for a finished run.
+    """
+    return Path(record_path_).with_suffix(".diverged")
+
+
+def write_divergence(path: Path, note: dict[str, Any]) -> None:
+    """Atomically write a divergence note (JSON) at ``path`` (``divergence_path`` of the run's record)."""
+    atomic_write_bytes(path, (json.dumps(note, indent=1) + "\n").encode())
+
+
+def read_divergence(path: Path) -> dict[str, Any]:
+    """A divergence note; CorruptRecordError naming the path if it is not one."""
+    try:
+        note = json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise CorruptRecordError(f"divergence note {path} is not valid JSON ({error}); delete it to retrain the run") \
+            from error
+    for key in ("run_id", "config", "error", "status"):
+        if key not in note:
+            raise CorruptRecordError(f"divergence note {path} lacks the field {key!r}; delete it to retrain the run")
+    return note
+
+
 def record_paths(results_dir: Path, benchmark: str | None = None) -> Iterator[Path]:
     """Every record file under ``results_dir`` (optionally one benchmark's), sorted."""
     root = Path(results_dir)

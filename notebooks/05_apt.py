@@ -108,8 +108,8 @@ register
 # from adapting it.
 
 # %%
-# The cpu/full ablation runs are computed by `python -m apt grid --profile cpu --no-grids` (about half an hour
-# on 2 cores; the store holds them); this chapter renders what is stored. A smoke build trains its small set so
+# The cpu/full ablation runs are computed by `python -m apt grid --profile cpu --no-grids --no-controls` (about
+# half an hour on 2 cores; the store holds them); this chapter renders what is stored. A smoke build trains its small set so
 # that every cell runs in CI.
 TRAIN_MISSING = profile == "smoke"
 stl_configs = ablation_baselines(profile, data_dir=data_dir)

@@ -5,9 +5,14 @@ from __future__ import annotations
 import pytest
 
 from apt.config import validate
+from apt.experiment import record_path
 from apt.grids import (
     APT_ADAM_VARIANTS,
     BOOK_OPTIMIZERS,
+    SGD_CONTROL_BENCHMARK,
+    SGD_CONTROL_LRS,
+    SGD_CONTROL_METHODS,
+    SGD_CONTROL_SEEDS,
     Grid,
     ablation_arms,
     ablation_config,
@@ -16,9 +21,10 @@ from apt.grids import (
     fixed_beta_variant,
     load_grid,
     mean_beta_used,
+    sgd_control_configs,
 )
 from apt.mtl import METHODS
-from apt.store import RECORD_SCHEMA, write_record
+from apt.store import RECORD_SCHEMA, divergence_path, write_divergence, write_record
 from apt.sweep import grid
 
 
@@ -104,3 +110,43 @@ def test_complete_seeds_need_every_arm_and_baseline(tmp_path) -> None:
     loaded = load_grid(g, "smoke", results_dir=tmp_path)
     assert loaded.complete_seeds() == [0]
     assert {r["config"]["seed"] for r in loaded.complete_records()} == {0}
+
+
+def test_a_diverged_arm_counts_as_stored_but_keeps_its_seed_out_of_the_tables(tmp_path) -> None:
+    g = Grid("multi_mnist", ("ls",), ("adam", "sgd"), (0, 1), stl=False)
+    configs = g.configs("smoke")
+    for c in configs:
+        path = record_path(c, tmp_path)
+        if c.seed == 1 and c.optimizer == "sgd":
+            write_divergence(divergence_path(path), {"run_id": c.run_id, "config": {"seed": 1}, "status": "diverged",
+                                                     "error": "loss of task 'left' (index 0) is nan at step 7"})
+        else:
+            write_record(path, _record(c, []))
+    loaded = load_grid(g, "smoke", results_dir=tmp_path)
+    assert not loaded.missing and len(loaded.diverged) == 1
+    assert loaded.complete_seeds() == [0]
+    assert loaded.coverage == "3 of 4 runs of the multi_mnist grid are in the store (1 diverged)"
+
+
+def test_sgd_control_scans_factor_two_learning_rates_per_method_and_seed() -> None:
+    configs = sgd_control_configs("cpu")
+    assert len(configs) == len(SGD_CONTROL_METHODS) * len(SGD_CONTROL_LRS) * len(SGD_CONTROL_SEEDS["cpu"])
+    assert all(c.optimizer == "sgd" and c.lr == lr and c.method == m and c.seed == s
+               for (m, lr, s), c in configs.items())
+    ratios = [b / a for a, b in zip(SGD_CONTROL_LRS, SGD_CONTROL_LRS[1:])]
+    assert ratios == pytest.approx([2.0] * len(ratios))
+    for config in configs.values():
+        validate(config)
+    # the Adam arm it is compared with and the baselines are runs of the book grid at the same seeds
+    grid_ = book_grids("cpu")[SGD_CONTROL_BENCHMARK]
+    assert set(SGD_CONTROL_METHODS) <= set(grid_.methods) and "adam" in grid_.optimizers
+    assert set(SGD_CONTROL_SEEDS["cpu"]) <= set(grid_.seeds)
+    smoke = sgd_control_configs("smoke")
+    assert {m for m, _, _ in smoke} <= set(book_grids("smoke")[SGD_CONTROL_BENCHMARK].methods)
+
+
+def test_book_configs_include_the_sgd_control_only_with_its_benchmark() -> None:
+    control = {c.run_id for c in sgd_control_configs("cpu").values()}
+    assert control <= {c.run_id for c in book_configs("cpu", benchmarks=[SGD_CONTROL_BENCHMARK])}
+    assert not control & {c.run_id for c in book_configs("cpu", benchmarks=["qm9"])}
+    assert not control & {c.run_id for c in book_configs("cpu", controls=False)}

@@ -10,9 +10,11 @@ import math
 
 import pytest
 
+from apt import experiment
 from apt.config import Config
+from apt.errors import NonFiniteError
 from apt.experiment import record_path, run
-from apt.store import read_record
+from apt.store import divergence_path, read_divergence, read_record, record_paths
 
 BENCHMARKS_WITH_DATA = ["multi_mnist", "multi_fashion", "multi_fashion_mnist", "qm9"]
 ARMS = [("ls", "adam"), ("famo", "apt_muon"), ("mgda", "adam"), ("nash_mtl", "apt_muon")]
@@ -65,3 +67,27 @@ def test_diagnostics_are_recorded_per_step(tmp_path, monkeypatch):
         assert key in diagnostics and len(diagnostics[key]) == steps, sorted(diagnostics)
     assert all(len(row) == 2 for row in diagnostics["task_alignment"])
     assert all(-1.0 - 1e-6 <= c <= 1.0 + 1e-6 for row in diagnostics["task_alignment"] for c in row)
+
+
+@pytest.mark.slow
+def test_a_diverged_run_leaves_a_note_and_is_not_retrained(tmp_path, monkeypatch):
+    """SGD at lr 1e4 blows the loss up within a few steps: the run raises NonFiniteError naming the task and
+    step, leaves a divergence note (no record, no checkpoint), and a second call raises from the note at once."""
+    monkeypatch.setenv("APT_RUNS_DIR", str(tmp_path / "runs"))
+    config = Config(benchmark="multi_mnist", method="ls", optimizer="sgd", lr=1e4, profile="smoke", seed=0)
+    with pytest.raises(NonFiniteError, match=r"loss of task '(left|right)' .* at step \d+"):
+        run(config, results_dir=tmp_path / "results", progress=False)
+    path = record_path(config, tmp_path / "results")
+    assert not path.exists()
+    note = read_divergence(divergence_path(path))
+    assert note["status"] == "diverged" and note["run_id"] == config.run_id and note["config_hash"] == config.config_hash
+    assert note["step"] >= 1 and "at step" in note["error"]
+    assert not list((tmp_path / "runs").rglob("*.pt"))
+    assert [p.name for p in record_paths(tmp_path / "results")] == [], "a note is not a record"
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a run with a divergence note was trained again")
+
+    monkeypatch.setattr(experiment, "_Training", no_training)
+    with pytest.raises(NonFiniteError, match="diverged before.*delete it to train the run again"):
+        run(config, results_dir=tmp_path / "results", progress=False)
