@@ -42,7 +42,7 @@ test: $(STAMP)
 	$(PY) -m pytest tests _build/smoke-notebooks --nbval -p no:cacheprovider
 
 # Compute every committed `cpu` record that is missing (delete results/cpu first to recompute them all):
-# the book's grids and APT ablations (apt/grids.py; hours on 2 cores), then the runs the chapters train themselves.
+# the book's grids, APT ablations and SGD control (apt/grids.py; hours on 2 cores), then the runs the chapters train themselves.
 results: $(STAMP)
 	$(PY) -m apt grid --profile cpu
 	$(PY) scripts/execute_notebooks.py --profile cpu --out _build/results-notebooks
