@@ -239,7 +239,7 @@ class _Training:
             update = self.optimizer.last_update(self.shared_params)
             alignment = task_alignment(update, info.jacobian)
             row["task_alignment"] = alignment.tolist()
-            row["task_alignment_spread"] = float(alignment.std(unbiased=False))
+            row["task_alignment_std"] = float(alignment.std(unbiased=False))
         for key, value in row.items():
             self.diagnostics.setdefault(key, []).append(value)
 

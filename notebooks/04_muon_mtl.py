@@ -43,8 +43,8 @@
 # is $0$ for a step that makes the same angle with every task gradient — the property IMTL-G {cite}`liu2021imtl`
 # builds its direction to have — and grows as the step favours one task. We use a difference rather than the
 # ratio $\min_k a_{k,t} / \max_k a_{k,t}$ because single-minibatch alignments can be near zero or negative, where
-# a ratio is undefined or flips sign. (The record's `task_alignment_spread` is the standard deviation over tasks,
-# $D_t/2$ for two tasks; the tables here recompute $D_t$ from the per-task values.)
+# a ratio is undefined or flips sign. (The record also stores `task_alignment_std`, the standard deviation over
+# tasks, $D_t/2$ for two tasks; the tables here compute $D_t$ from the per-task values.)
 #
 # A step orthogonal to every task gradient has $D_t = 0$ without serving any task, so balance must be read
 # together with progress. Over the recorded steps of a run we report the means

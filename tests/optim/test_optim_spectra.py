@@ -86,7 +86,7 @@ def test_a_real_smoke_run_end_to_end(tmp_path):
     stored = record["diagnostics"]
     alignment = alignment_frame(record)
     assert alignment["step"].tolist() == list(range(0, record["steps"], 2))
-    assert alignment["spread"].tolist() == pytest.approx([2 * s for s in stored["task_alignment_spread"]], abs=1e-6)
+    assert alignment["spread"].tolist() == pytest.approx([2 * s for s in stored["task_alignment_std"]], abs=1e-6)
     assert spectrum_steps(record) == list(range(0, record["steps"], 4))
     spectra = spectra_frame(record)
     assert set(spectra["matrix"]) == {"shared.conv2.weight", "shared.fc.weight"}
