@@ -1,4 +1,4 @@
-"""Per-step cost of every MTL method, as ratios, on a real model and batch (CPU, warm).
+"""Per-step cost of every MTL method, as ratios, on a real model and batch (warm; CPU, or a GPU with --device).
 
 One step = zero_grad + forward + the method's backward (+ FAMO's extra forward and logit update), the way a
 training loop runs it. Reported per method: median seconds and the ratio to
@@ -11,13 +11,15 @@ training loop runs it. Reported per method: median seconds and the ratio to
       (torch warns "performance drop ... aten::mkldnn_rnn_layer_backward") and one step takes minutes:
       use --no-torchjd there.
 Methods that support representation-level gradients are also timed with ``features`` ("<name>@features").
-Methods are timed round-robin (one step each per round) so that load from other processes hits all alike.
+Methods are timed round-robin (one step each per round) so that load from other processes hits all alike; on
+a GPU each step is timed between two ``torch.cuda.synchronize()`` calls (kernels run asynchronously).
 
 Models: the benchmarks' own ``build_model()`` (apt.benchmarks.qm9 / apt.benchmarks.celeba). Inputs are random (shapes of the real data: QM9-like
 complete graphs of 18 atoms; 64×64 images); losses are per-task MSE (the cost is what matters here).
 
     python benchmarks/bench_mtl.py --benchmark qm9 --batch-size 32 --rounds 3
     python benchmarks/bench_mtl.py --benchmark celeba --batch-size 16 --rounds 3
+    python benchmarks/bench_mtl.py --benchmark celeba --batch-size 256 --rounds 5 --device cuda
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from torch import Tensor
 
 from apt.benchmarks.base import MTLModel
 from apt.mtl import METHODS, SolverFailureWarning, make_method, method_info, mtl_backward
-from report import save_measurements  # benchmarks/report.py (the script's folder is on sys.path)
+from report import parse_device, save_measurements  # benchmarks/report.py (the script's folder is on sys.path)
 
 
 
@@ -65,8 +67,8 @@ def random_molecules(n_graphs: int, n_atoms: int, generator: torch.Generator) ->
     return Batch.from_data_list(graphs)
 
 
-def build(benchmark: str, batch_size: int) -> tuple[MTLModel, Any, Tensor]:
-    """The benchmark's real model (``build_model()``) with a random batch of the real input shapes."""
+def build(benchmark: str, batch_size: int, device: torch.device) -> tuple[MTLModel, Any, Tensor]:
+    """The benchmark's real model (``build_model()``) with a random batch of the real input shapes, on ``device``."""
     generator = torch.Generator().manual_seed(0)
     torch.manual_seed(0)
     if benchmark == "qm9":
@@ -80,7 +82,8 @@ def build(benchmark: str, batch_size: int) -> tuple[MTLModel, Any, Tensor]:
         model = CelebABenchmark().build_model()
         inputs = torch.randn(batch_size, 3, 64, 64, generator=generator)
     n_tasks = len(model.heads)
-    return model, inputs, torch.randn(batch_size, n_tasks, generator=generator)
+    targets = torch.randn(batch_size, n_tasks, generator=generator)
+    return model.to(device), inputs.to(device), targets.to(device)
 
 
 def task_losses(model: MTLModel, inputs: Any, targets: Tensor) -> tuple[list[Tensor], Tensor]:
@@ -150,26 +153,31 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated apt.mtl method names")
     parser.add_argument("--no-torchjd", action="store_true")
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     parser.add_argument("--json", default=None, help="also save the measurements (with provenance) to this file")
     args = parser.parse_args()
+    device = parse_device(parser, args.device)
     names = [n for n in args.methods.split(",") if n]
     for name in names:
         method_info(name)
     warnings.simplefilter("ignore", SolverFailureWarning)
 
-    model, inputs, targets = build(args.benchmark, args.batch_size)
+    model, inputs, targets = build(args.benchmark, args.batch_size, device)
     model.train()
     n_shared = sum(p.numel() for p in model.shared_parameters())
-    print(f"{args.benchmark}: K={len(model.heads)}, shared params={n_shared:,}, "
-          f"batch={args.batch_size}, threads={torch.get_num_threads()}, rounds={args.rounds}")
+    print(f"{args.benchmark}: K={len(model.heads)}, shared params={n_shared:,}, batch={args.batch_size}, "
+          f"device={device}, threads={torch.get_num_threads()}, rounds={args.rounds}")
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     steps = make_steps(model, inputs, targets, [*dict.fromkeys(["ls", *names])], not args.no_torchjd)
     for step in steps.values():  # warm-up
         step()
     times: dict[str, list[float]] = {name: [] for name in steps}
     for _ in range(args.rounds):
         for name, step in steps.items():
+            sync()
             started = time.perf_counter()
             step()
+            sync()
             times[name].append(time.perf_counter() - started)
     median = {name: statistics.median(ts) for name, ts in times.items()}
     ratios = {}
@@ -185,7 +193,8 @@ def main() -> None:
         save_measurements(args.json, {"benchmark": args.benchmark, "n_tasks": len(model.heads),
                                       "shared_parameters": n_shared, "batch_size": args.batch_size,
                                       "rounds": args.rounds, "threads": torch.get_num_threads(),
-                                      "median_seconds": median, "ratios": ratios})
+                                      "device": str(device), "median_seconds": median, "ratios": ratios},
+                          device=device)
 
 
 if __name__ == "__main__":

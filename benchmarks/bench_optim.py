@@ -1,6 +1,10 @@
 """Optimizer step time as ratios against torch's own optimizers, measured in one run, warm.
 
     PYTHONPATH=. python benchmarks/bench_optim.py [--rounds 7] [--steps 5] [--models qm9 celeba] [--threads 2]
+        [--device cuda]
+
+On a GPU (``--device``), parameters and gradients live there and each timed block of steps is enclosed in
+``torch.cuda.synchronize()`` calls (kernels run asynchronously).
 
 Parameter sets: the names and shapes of the benchmarks' real models (``build_model()`` of apt.benchmarks.qm9,
 the lineage MPNN, and apt.benchmarks.celeba, the 9-layer CNN); Muon excludes what ``muon_excluded_names()``
@@ -29,7 +33,7 @@ import torch
 from torch import nn
 
 from apt.optim import make_optimizer, muon_param_groups
-from report import save_measurements
+from report import parse_device, save_measurements
 
 Shape = tuple[int, ...]
 
@@ -46,16 +50,18 @@ PARAMETER_SETS: tuple[str, ...] = ("qm9", "celeba")
 
 
 def make_parameters(shapes: list[tuple[str, Shape]], seed: int = 0, as_matrices: bool = False,
-                    excluded: set[str] = frozenset()) -> list[tuple[str, nn.Parameter]]:
-    """Named parameters with fixed random values and gradients. ``as_matrices``: Muon-bound ≥3-D weights are
-    created as their [out, −1] matrix (for torch.optim.Muon, which takes 2-D weights only)."""
+                    excluded: set[str] = frozenset(), device: torch.device | None = None,
+                    ) -> list[tuple[str, nn.Parameter]]:
+    """Named parameters with fixed random values and gradients (on ``device``, default CPU). ``as_matrices``:
+    Muon-bound ≥3-D weights are created as their [out, −1] matrix (for torch.optim.Muon, which takes 2-D weights
+    only)."""
     generator = torch.Generator().manual_seed(seed)
     named = []
     for name, shape in shapes:
         if as_matrices and len(shape) > 2 and name not in excluded:
             shape = (shape[0], int(torch.tensor(shape[1:]).prod()))
-        param = nn.Parameter(0.02 * torch.randn(shape, generator=generator))
-        param.grad = torch.randn(shape, generator=generator)
+        param = nn.Parameter((0.02 * torch.randn(shape, generator=generator)).to(device))
+        param.grad = torch.randn(shape, generator=generator).to(device)
         named.append((name, param))
     return named
 
@@ -74,23 +80,25 @@ class TorchMuonWithAdamW:
         self.adamw.step()
 
 
-def configurations(shapes: list[tuple[str, Shape]], excluded: set[str]) -> dict[str, Callable[[], object]]:
-    """name -> builder of an object with .step() over a fresh parameter set."""
+def configurations(shapes: list[tuple[str, Shape]], excluded: set[str],
+                   device: torch.device | None = None) -> dict[str, Callable[[], object]]:
+    """name -> builder of an object with .step() over a fresh parameter set on ``device``."""
     lr = 1e-3
 
+    def params(**kwargs: object) -> list[tuple[str, nn.Parameter]]:
+        return make_parameters(shapes, device=device, **kwargs)  # type: ignore[arg-type]
+
     def ours(name: str, **hp: object) -> Callable[[], object]:
-        return lambda: make_optimizer(name, make_parameters(shapes), lr=lr, muon_excluded=excluded, **hp)
+        return lambda: make_optimizer(name, params(), lr=lr, muon_excluded=excluded, **hp)
 
     return {
-        "torch Adam(foreach)": lambda: torch.optim.Adam([p for _, p in make_parameters(shapes)], lr=lr,
-                                                         foreach=True),
+        "torch Adam(foreach)": lambda: torch.optim.Adam([p for _, p in params()], lr=lr, foreach=True),
         "adam": ours("adam"),
         "adam +diag": ours("adam", diagnostics=True),
         "apt_adam": ours("apt_adam"),
         "apt_adam[β fixed]": ours("apt_adam", beta_min=0.9, beta_max=0.9),
         "apt_adam +diag": ours("apt_adam", diagnostics=True),
-        "torch Muon+AdamW": lambda: TorchMuonWithAdamW(make_parameters(shapes, as_matrices=True, excluded=excluded),
-                                                       excluded, lr),
+        "torch Muon+AdamW": lambda: TorchMuonWithAdamW(params(as_matrices=True, excluded=excluded), excluded, lr),
         "muon": ours("muon"),
         "muon +diag": ours("muon", diagnostics=True),
         "apt_muon": ours("apt_muon"),
@@ -113,23 +121,27 @@ RATIOS: list[tuple[str, str]] = [
 ]
 
 
-def time_steps(optimizer: object, steps: int) -> float:
+def time_steps(optimizer: object, steps: int, device: torch.device) -> float:
+    """Mean seconds per ``optimizer.step()`` over ``steps`` steps (synchronised on a GPU)."""
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    sync()
     start = time.perf_counter()
     for _ in range(steps):
         optimizer.step()  # type: ignore[attr-defined]
+    sync()
     return (time.perf_counter() - start) / steps
 
 
-def measure(model: str, rounds: int, steps: int, warmup: int) -> dict[str, float]:
+def measure(model: str, rounds: int, steps: int, warmup: int, device: torch.device) -> dict[str, float]:
     shapes, excluded = model_shapes(model)
-    builders = configurations(shapes, excluded)
+    builders = configurations(shapes, excluded, device)
     optimizers = {name: build() for name, build in builders.items()}
     for optimizer in optimizers.values():
-        time_steps(optimizer, warmup)
+        time_steps(optimizer, warmup, device)
     samples: dict[str, list[float]] = {name: [] for name in optimizers}
     for _ in range(rounds):
         for name, optimizer in optimizers.items():
-            samples[name].append(time_steps(optimizer, steps))
+            samples[name].append(time_steps(optimizer, steps, device))
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
@@ -140,11 +152,14 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     parser.add_argument("--json", default=None, help="also save the measurements (with provenance) to this file")
     args = parser.parse_args()
+    device = parse_device(parser, args.device)
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {args.threads} threads, median of {args.rounds} rounds × {args.steps} steps\n")
-    results = {model: measure(model, args.rounds, args.steps, args.warmup) for model in args.models}
+    print(f"torch {torch.__version__}, device {device}, {args.threads} threads, "
+          f"median of {args.rounds} rounds × {args.steps} steps\n")
+    results = {model: measure(model, args.rounds, args.steps, args.warmup, device) for model in args.models}
     for model, times in results.items():
         n_params = sum(int(torch.tensor(s).prod()) for _, s in model_shapes(model)[0])
         print(f"## {model} ({n_params:,} parameters): step time, ms")
@@ -160,7 +175,8 @@ def main() -> None:
     if args.json:
         ratios = {f"{n} / {d}": {model: times[n] / times[d] for model, times in results.items()} for n, d in RATIOS}
         save_measurements(args.json, {"threads": args.threads, "rounds": args.rounds, "steps": args.steps,
-                                      "median_seconds": results, "ratios": ratios})
+                                      "device": str(device), "median_seconds": results, "ratios": ratios},
+                          device=device)
 
 
 if __name__ == "__main__":

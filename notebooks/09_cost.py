@@ -101,4 +101,6 @@ else:
 # .venv/bin/python benchmarks/bench_optim.py --rounds 7 --steps 3 --json results/cost/optim.json
 # ```
 # TorchJD is left out on QM9: its Jacobian engine vmaps the backward, and PyTorch has no batching rule for the
-# GRU's backward, so one step takes minutes there.
+# GRU's backward, so one step takes minutes there. On a GPU add `--device cuda` to either script (each timed step
+# is then enclosed in `torch.cuda.synchronize()`); the saved file records the device, and ratios from a GPU are
+# not comparable with the CPU ratios above.

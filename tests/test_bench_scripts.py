@@ -1,0 +1,52 @@
+"""The speed scripts under benchmarks/ run end to end on a tiny setting and refuse a device they cannot use."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def bench(script: str, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args], capture_output=True, text=True,
+                          env=env, cwd=ROOT, timeout=300)
+
+
+@pytest.mark.slow
+def test_bench_mtl_saves_ratios_with_the_device(tmp_path) -> None:
+    out = tmp_path / "mtl.json"
+    done = bench("bench_mtl.py", "--benchmark", "qm9", "--batch-size", "2", "--rounds", "1", "--methods", "ls,famo",
+                 "--no-torchjd", "--device", "cpu", "--json", str(out))
+    assert done.returncode == 0, done.stderr
+    saved = json.loads(out.read_text())
+    assert saved["device"] == "cpu" and saved["environment"]["device"] == "cpu"
+    assert saved["ratios"]["ls"]["ls"] == 1.0
+    assert math.isfinite(saved["ratios"]["famo"]["loop"]) and saved["median_seconds"]["famo"] > 0
+
+
+@pytest.mark.slow
+def test_bench_optim_saves_ratios_with_the_device(tmp_path) -> None:
+    out = tmp_path / "optim.json"
+    done = bench("bench_optim.py", "--models", "qm9", "--rounds", "1", "--steps", "1", "--warmup", "1",
+                 "--device", "cpu", "--json", str(out))
+    assert done.returncode == 0, done.stderr
+    saved = json.loads(out.read_text())
+    assert saved["device"] == "cpu"
+    assert all(math.isfinite(v["qm9"]) and v["qm9"] > 0 for v in saved["ratios"].values())
+
+
+@pytest.mark.parametrize("script", ["bench_mtl.py", "bench_optim.py"])
+@pytest.mark.parametrize(("device", "message"), [("gpu", "is not a torch device"),
+                                                  ("meta", "only cpu and cuda are supported")])
+def test_an_unusable_device_is_named(script, device, message) -> None:
+    args = ["--benchmark", "qm9"] if script == "bench_mtl.py" else []
+    done = bench(script, *args, "--device", device)
+    assert done.returncode == 2 and f"--device '{device}'" in done.stderr and message in done.stderr
