@@ -333,13 +333,8 @@ class _Training:
     def divergence_note(self, error: NonFiniteError) -> dict[str, Any]:
         """What a diverged run leaves instead of a record: the error (task or parameter and step), the epochs
         it completed and the provenance."""
-        config = self.config
         return {
-            "schema": RECORD_SCHEMA,
-            "run_id": config.run_id,
-            "config": config.to_dict(),
-            "config_hash": config.config_hash,
-            "status": "diverged",
+            **self._identity("diverged"),
             "error": str(error),
             "step": self.global_step,
             "epochs": self.history,
@@ -347,14 +342,15 @@ class _Training:
             "wall_seconds": self.wall_seconds,
         }
 
-    def _record(self) -> dict[str, Any]:
+    def _identity(self, status: str) -> dict[str, Any]:
+        """The fields that say which run a record or divergence note belongs to, and its status."""
         config = self.config
+        return {"schema": RECORD_SCHEMA, "run_id": config.run_id, "config": config.to_dict(),
+                "config_hash": config.config_hash, "status": status}
+
+    def _record(self) -> dict[str, Any]:
         return {
-            "schema": RECORD_SCHEMA,
-            "run_id": config.run_id,
-            "config": config.to_dict(),
-            "config_hash": config.config_hash,
-            "status": "complete",
+            **self._identity("complete"),
             "protocol": {k: (dict(v) if isinstance(v, dict) else v) for k, v in self.protocol.__dict__.items()},
             "benchmark": {
                 "task_names": list(self.bench.task_names),

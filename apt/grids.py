@@ -106,10 +106,15 @@ def load_grid(
 ) -> GridRecords:
     """The stored records of ``grid_`` (optionally only ``seeds``), read config by config (no other run leaks in:
     a diagnostics run or another learning rate has another hash)."""
+    configs = [c for c in grid_.configs(profile, data_dir=data_dir) if seeds is None or c.seed in seeds]
+    return GridRecords(grid_, *read_stored(configs, results_dir))
+
+
+def read_stored(configs: Sequence[Config], results_dir: Path | None = None,
+                ) -> tuple[list[dict[str, Any]], list[Config], list[dict[str, Any]]]:
+    """(records, configs with neither a record nor a divergence note, divergence notes) of ``configs``."""
     records, missing, diverged = [], [], []
-    for config in grid_.configs(profile, data_dir=data_dir):
-        if seeds is not None and config.seed not in seeds:
-            continue
+    for config in configs:
         path = record_path(config, results_dir)
         if path.exists():
             records.append(read_record(path))
@@ -117,7 +122,7 @@ def load_grid(
             diverged.append(read_divergence(divergence_path(path)))
         else:
             missing.append(config)
-    return GridRecords(grid_, records, missing, diverged)
+    return records, missing, diverged
 
 
 # ---- Chapter 5: ablations of APT's assumed rules (apt.optim.assumptions), each a change of one rule ----

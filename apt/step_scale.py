@@ -29,9 +29,7 @@ import pandas as pd
 from scipy import stats
 
 from apt.analysis import mean_ci, paired_difference, stl_baseline
-from apt.experiment import record_path
 from apt.metrics import delta_m
-from apt.store import divergence_path, read_divergence, read_record
 
 
 def validation_score(record: dict[str, Any]) -> float:
@@ -124,18 +122,11 @@ def stored_step_scale_control(profile: str, *, results_dir: Path | None = None,
                               data_dir: str | None = None) -> tuple[StepScaleControl | None, str]:
     """(the control, a coverage sentence) from the store; the control is None until every run of the scan has a
     record or a divergence note and the book grid holds the Adam and single-task runs of its seeds."""
-    from apt.grids import SGD_CONTROL_BENCHMARK, SGD_CONTROL_SEEDS, book_grids, load_grid, sgd_control_configs
+    from apt.grids import (SGD_CONTROL_BENCHMARK, SGD_CONTROL_SEEDS, book_grids, load_grid, read_stored,
+                           sgd_control_configs)
 
     configs = sgd_control_configs(profile, data_dir=data_dir)
-    sgd, diverged, missing = [], [], 0
-    for config in configs.values():
-        path = record_path(config, results_dir)
-        if path.exists():
-            sgd.append(read_record(path))
-        elif divergence_path(path).exists():
-            diverged.append(read_divergence(divergence_path(path)))
-        else:
-            missing += 1
+    sgd, missing, diverged = read_stored(list(configs.values()), results_dir)
     methods = {method for method, _, _ in configs}
     grid = load_grid(book_grids(profile)[SGD_CONTROL_BENCHMARK], profile, results_dir=results_dir,
                      data_dir=data_dir, seeds=SGD_CONTROL_SEEDS[profile])
