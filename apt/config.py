@@ -31,6 +31,9 @@ HASHED_FIELDS = (
     "diagnostics",
     "diagnostics_every",
 )
+# Fields added after records were stored: hashed only when they differ from this default, so that every record
+# made before a field existed (necessarily with its default behaviour) keeps its run id.
+LATER_HASHED_FIELDS: dict[str, Any] = {"diagnostics_alignment": True}
 
 
 @dataclass(frozen=True)
@@ -46,8 +49,10 @@ class Config:
     rep_grad: task gradients w.r.t. the shared representation instead of the shared parameters
       (only for methods that support it).
     protocol_overrides: protocol fields replaced on top of the profile (e.g. {"epochs": 2}).
-    diagnostics: record the optimizer diagnostics every ``diagnostics_every`` steps (per-task
-      alignment needs the task Jacobian, which costs K backward passes for loss-based methods).
+    diagnostics: record the optimizer diagnostics every ``diagnostics_every`` steps.
+    diagnostics_alignment: with diagnostics, also record the per-task alignment cos(Δθ, −g_k) (register G4);
+      it needs the task Jacobian, K extra backward passes at each recorded step of a loss-based method (on QM9,
+      K = 11 makes such a step ~9× a plain one). The optimizer diagnostics (share, fidelity, β) do not need it.
     """
 
     benchmark: str
@@ -64,6 +69,7 @@ class Config:
     protocol_overrides: Mapping[str, Any] = field(default_factory=dict)
     diagnostics: bool = False
     diagnostics_every: int = 1
+    diagnostics_alignment: bool = True
     data_dir: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -81,6 +87,8 @@ class Config:
     def config_hash(self) -> str:
         """sha256 (first 12 hex digits) of the canonical JSON of the fields that determine the numbers."""
         hashed = {name: _plain(getattr(self, name)) for name in HASHED_FIELDS}
+        hashed |= {name: _plain(getattr(self, name)) for name, default in LATER_HASHED_FIELDS.items()
+                   if getattr(self, name) != default}
         canonical = json.dumps(hashed, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
@@ -119,6 +127,8 @@ def validate(config: Config) -> None:
         raise ValueError(f"config field seed={config.seed!r}: must be an integer >= 0")
     if config.lr is not None and not (isinstance(config.lr, (int, float)) and config.lr > 0):
         raise ValueError(f"config field lr={config.lr!r}: must be None (protocol lr) or > 0")
+    if not isinstance(config.diagnostics_alignment, bool):
+        raise ValueError(f"config field diagnostics_alignment={config.diagnostics_alignment!r}: must be True or False")
     if not isinstance(config.diagnostics_every, int) or config.diagnostics_every < 1:
         raise ValueError(f"config field diagnostics_every={config.diagnostics_every!r}: must be an integer >= 1")
     if not config.device.startswith(("cpu", "cuda", "mps")):

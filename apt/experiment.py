@@ -215,7 +215,7 @@ class _Training:
             features=features,
             step=self.global_step,
             task_names=self.task_names,
-            keep_jacobian=record_diagnostics,
+            keep_jacobian=record_diagnostics and self.config.diagnostics_alignment,
         )
         self.optimizer.step()
         if self.method_optimizer is not None:

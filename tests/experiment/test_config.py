@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+from dataclasses import replace
+
 import pytest
 
-from apt.config import Config, validate
+from apt.config import HASHED_FIELDS, Config, _plain, validate
 
 
 @pytest.mark.parametrize(
@@ -50,3 +54,16 @@ def test_hash_does_not_depend_on_mapping_order():
 def test_round_trip_through_dict():
     config = Config(benchmark="qm9", method="famo", method_hp={"gamma": 0.001}, seed=2)
     assert Config.from_dict(config.to_dict()) == config
+
+
+def test_a_later_field_enters_the_hash_only_away_from_its_default():
+    """diagnostics_alignment was added after records were stored: at its default (True) the hash is the one the
+    field-less config had (every stored record keeps its id); set to False, it makes another run."""
+    base = Config(benchmark="multi_mnist", diagnostics=True)
+    without_field = {name: getattr(base, name) for name in HASHED_FIELDS}
+    canonical = json.dumps({k: _plain(v) for k, v in without_field.items()}, sort_keys=True, separators=(",", ":"))
+    assert base.config_hash == hashlib.sha256(canonical.encode()).hexdigest()[:12]
+    assert replace(base, diagnostics_alignment=True).config_hash == base.config_hash
+    assert replace(base, diagnostics_alignment=False).config_hash != base.config_hash
+    with pytest.raises(ValueError, match="diagnostics_alignment='no'"):
+        validate(replace(base, diagnostics_alignment="no"))

@@ -7,6 +7,7 @@ record, and a second call reads the record instead of training again.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 
@@ -67,6 +68,19 @@ def test_diagnostics_are_recorded_per_step(tmp_path, monkeypatch):
         assert key in diagnostics and len(diagnostics[key]) == steps, sorted(diagnostics)
     assert all(len(row) == 2 for row in diagnostics["task_alignment"])
     assert all(-1.0 - 1e-6 <= c <= 1.0 + 1e-6 for row in diagnostics["task_alignment"] for c in row)
+
+
+@pytest.mark.slow
+def test_diagnostics_without_alignment_skip_the_task_jacobian_only(tmp_path, monkeypatch):
+    """diagnostics_alignment=False: the optimizer diagnostics are recorded as before, the per-task alignment (and
+    the K extra backward passes it needs) are not, and the training numbers are the same."""
+    monkeypatch.setenv("APT_RUNS_DIR", str(tmp_path / "runs"))
+    config = Config(benchmark="multi_mnist", method="ls", optimizer="adam", profile="smoke", diagnostics=True)
+    full = run(config, results_dir=tmp_path / "results", progress=False)
+    lean = run(replace(config, diagnostics_alignment=False), results_dir=tmp_path / "results", progress=False)
+    assert "task_alignment" in full["diagnostics"] and "task_alignment" not in lean["diagnostics"]
+    assert lean["diagnostics"]["instant_gradient_share"] == full["diagnostics"]["instant_gradient_share"]
+    assert lean["final"] == full["final"]
 
 
 @pytest.mark.slow
