@@ -44,6 +44,8 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--override", nargs="*", default=[], metavar="FIELD=VALUE", help="protocol fields, e.g. epochs=2")
     parser.add_argument("--diagnostics", action="store_true")
     parser.add_argument("--diagnostics-every", type=int, default=1)
+    parser.add_argument("--no-diagnostics-alignment", action="store_true",
+                        help="with --diagnostics, skip the per-task alignment (and the task Jacobian it needs)")
     parser.add_argument("--rep-grad", action="store_true")
     parser.add_argument("--data-dir", default=None, help="default: $APT_DATA_DIR or ../shared/data")
     parser.add_argument("--results-dir", type=Path, default=None, help="default: results/<profile>")
@@ -60,6 +62,7 @@ def _common_fields(args: argparse.Namespace) -> dict[str, Any]:
         "protocol_overrides": _key_values(args.override, "--override"),
         "diagnostics": args.diagnostics,
         "diagnostics_every": args.diagnostics_every,
+        "diagnostics_alignment": not args.no_diagnostics_alignment,
         "rep_grad": args.rep_grad,
         "data_dir": args.data_dir,
     }

@@ -196,6 +196,8 @@ def run_command(config: dict) -> str:
             args += [flag, *(f"{k}={v}" for k, v in sorted(config[field].items()))]
     if config.get("diagnostics"):
         args += ["--diagnostics", "--diagnostics-every", str(config.get("diagnostics_every", 1))]
+        if config.get("diagnostics_alignment") is False:
+            args.append("--no-diagnostics-alignment")
     if config.get("rep_grad"):
         args.append("--rep-grad")
     return shlex.join(args) + " --seed {seed}"

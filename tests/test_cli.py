@@ -1,4 +1,4 @@
-"""`python -m apt grid --dry-run`: what it counts as missing, and that a diverged run is not."""
+"""The command line: `grid --dry-run` (what it counts as missing; a diverged run is not), and `run` flags."""
 
 from __future__ import annotations
 
@@ -24,3 +24,14 @@ def test_dry_run_counts_missing_runs_and_names_diverged_ones(tmp_path, capsys) -
     assert f"{total - 1} missing; 1 diverged earlier" in out
     assert main([*args, "--no-controls"]) == 0
     assert "diverged" not in capsys.readouterr().out
+
+
+def test_run_without_alignment_is_the_config_without_alignment(tmp_path, capsys, monkeypatch) -> None:
+    """`python -m apt run --diagnostics --no-diagnostics-alignment` makes the run chapter 10's command names."""
+    from apt.config import Config
+
+    monkeypatch.setenv("APT_RUNS_DIR", str(tmp_path / "runs"))
+    assert main(["run", "--benchmark", "multi_mnist", "--profile", "smoke", "--diagnostics",
+                 "--no-diagnostics-alignment", "--results-dir", str(tmp_path), "--no-progress"]) == 0
+    expected = Config(benchmark="multi_mnist", profile="smoke", diagnostics=True, diagnostics_alignment=False)
+    assert f"record: {record_path(expected, tmp_path)}" in capsys.readouterr().out
