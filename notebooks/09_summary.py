@@ -140,7 +140,7 @@ else:
 # smaller effects cannot be resolved with these seeds, whatever their sign.
 #
 # - **Claim 1 (the instant gradient is marginal):** measured directly in {ref}`chapter-instant-gradient`
-#   (Multi-MNIST, MGDA and LS, one seed; the mechanism, not a ranking); its medians are quoted in
+#   (Multi-MNIST and QM9, MGDA and LS, one seed; the mechanism, not a ranking); its medians are quoted in
 #   {ref}`chapter-intro`.
 # - **MTL methods against LS:** methods that beat LS with a resolved difference, over the benchmarks tabulated:
 #   {glue:text}`summary_better_ls_adam` under Adam, {glue:text}`summary_better_ls_muon` under Muon (table 1).
