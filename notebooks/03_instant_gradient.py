@@ -191,8 +191,8 @@ for benchmark, prefix in (("multi_mnist", "claim1"), ("qm9", "claim1_qm9")):
 # momentum at the untuned $0.01$ trains slowly (summed training loss {glue:text}`claim1_qm9_sgdm_loss_first:.1f` in
 # the first epoch, {glue:text}`claim1_qm9_sgdm_loss_last:.1f` in the last, against
 # {glue:text}`claim1_qm9_adam_loss_last:.1f` for Adam), successive gradients stay aligned and the buffer holds
-# mostly earlier ones. Under Adam the buffer follows the current gradient closely, yet the step taken is nearly
-# orthogonal to it: on QM9 it is Adam's per-coordinate normalization, not its momentum, that turns the step away
+# mostly earlier ones. Under Adam the current gradient is most of the buffer (successive gradients often point
+# against each other: the share oscillates around and above 1), yet the step taken is nearly orthogonal to it: on QM9 it is Adam's per-coordinate normalization, not its momentum, that turns the step away
 # from the method's direction. QM9's runs are short at this profile (68 steps), so these medians include the
 # first steps, where the buffers are still filling; the figure shows how they evolve.
 #
