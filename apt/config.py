@@ -73,7 +73,10 @@ class Config:
     data_dir: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        """Every field, except a later field at its default (``LATER_HASHED_FIELDS``): records written before it
+        existed and after it was added then agree, and ``from_dict`` restores the default."""
+        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)
+                if not (f.name in LATER_HASHED_FIELDS and getattr(self, f.name) == LATER_HASHED_FIELDS[f.name])}
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> Config:

@@ -67,3 +67,11 @@ def test_a_later_field_enters_the_hash_only_away_from_its_default():
     assert replace(base, diagnostics_alignment=False).config_hash != base.config_hash
     with pytest.raises(ValueError, match="diagnostics_alignment='no'"):
         validate(replace(base, diagnostics_alignment="no"))
+
+
+def test_a_later_field_appears_in_the_record_config_only_away_from_its_default():
+    base = Config(benchmark="multi_mnist", diagnostics=True)
+    assert "diagnostics_alignment" not in base.to_dict()
+    lean = replace(base, diagnostics_alignment=False)
+    assert lean.to_dict()["diagnostics_alignment"] is False
+    assert Config.from_dict(base.to_dict()) == base and Config.from_dict(lean.to_dict()) == lean
