@@ -8,6 +8,10 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+# One colour per optimizer setting in every chapter: a base optimizer and its APT variant share a hue family.
+OPTIMIZER_COLORS: dict[str, str] = {"adam": "tab:blue", "apt_adam": "tab:cyan", "muon": "tab:red",
+                                    "apt_muon": "tab:orange"}
+
 
 def paired_difference_forest(ax: Axes, table: pd.DataFrame, label: str, *, xlabel: str, title: str) -> None:
     """One row per line of ``table`` (``apt.analysis.paired_difference`` output: difference, ci95, resolved):

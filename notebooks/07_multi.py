@@ -49,7 +49,7 @@ from myst_nb import glue
 
 from apt.benchmarks import benchmark_class
 from apt.experiment import run
-from apt.figures import apt_effect_figure
+from apt.figures import OPTIMIZER_COLORS, apt_effect_figure
 from apt.grids import BOOK_OPTIMIZERS, MULTI_BENCHMARKS, book_grids, load_grid
 from apt.analysis import format_results
 from apt.results import effect_counts, learning_curves, stored_results
@@ -110,7 +110,7 @@ for name, res in results.items():
 # The same Δm% values as a figure, one row per method, one colour per optimizer setting:
 
 # %%
-colors = dict(zip(BOOK_OPTIMIZERS, ["tab:blue", "tab:cyan", "tab:red", "tab:orange"]))
+colors = OPTIMIZER_COLORS
 fig, axes = plt.subplots(1, max(len(results), 1), figsize=(5.5 * max(len(results), 1), 7), squeeze=False)
 for ax, (name, res) in zip(axes[0], results.items()):
     methods = list(dict.fromkeys(res.arms["method"]))

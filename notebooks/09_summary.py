@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 from myst_nb import glue
 
+from apt.figures import OPTIMIZER_COLORS
 from apt.grids import book_grids, load_grid
 from apt.results import apt_table, optimizer_table, stored_results
 
@@ -81,7 +82,8 @@ if results:
     fig, ax = plt.subplots(figsize=(8, 6))
     y = np.arange(len(mean_mr))[::-1]
     for j, optimizer in enumerate(mean_mr.columns):
-        ax.scatter(mean_mr[optimizer], y + (j - 1.5) * 0.15, label=optimizer, s=25)
+        ax.scatter(mean_mr[optimizer], y + (j - 1.5) * 0.15, label=optimizer, s=25,
+                   color=OPTIMIZER_COLORS[optimizer])
     ax.set_yticks(y, mean_mr.index)
     ax.set(xlabel="mean rank over the benchmarks tabulated (1 = best)",
            title=f"MR per method and optimizer (profile {profile}; benchmarks: {', '.join(results)})")
