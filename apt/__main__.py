@@ -170,9 +170,7 @@ def main(argv: list[str] | None = None) -> int:
 def _grid(args: argparse.Namespace) -> int:
     """Run what is missing of the book's runs; repeat while new runs appear (the fixed-β controls of chapter 5
     exist only once the runs they take their β from are stored)."""
-    from apt.experiment import record_path
-    from apt.grids import book_configs
-    from apt.store import divergence_path
+    from apt.grids import book_configs, stored_status
     from apt.sweep import run_configs
 
     failed: dict[str, str] = {}
@@ -181,9 +179,9 @@ def _grid(args: argparse.Namespace) -> int:
                                grids=not args.no_grids, ablations=not args.no_ablations,
                                controls=not args.no_controls, results_dir=args.results_dir,
                                device=args.device, data_dir=args.data_dir)
-        paths = {c.run_id: record_path(c, args.results_dir) for c in configs}
-        diverged = [c for c in configs if divergence_path(paths[c.run_id]).exists()]
-        missing = [c for c in configs if not paths[c.run_id].exists() and c not in diverged and c.run_id not in failed]
+        status = {c.run_id: stored_status(c, args.results_dir) for c in configs}
+        diverged = [c for c in configs if status[c.run_id] == "diverged"]
+        missing = [c for c in configs if status[c.run_id] == "missing" and c.run_id not in failed]
         print(f"{len(configs)} runs in the {args.profile} book grid selected; {len(missing)} missing"
               + (f"; {len(diverged)} diverged earlier (their .diverged notes say why; delete one to retrain it)"
                  if diverged else ""))

@@ -115,14 +115,22 @@ def read_stored(configs: Sequence[Config], results_dir: Path | None = None,
     """(records, configs with neither a record nor a divergence note, divergence notes) of ``configs``."""
     records, missing, diverged = [], [], []
     for config in configs:
-        path = record_path(config, results_dir)
-        if path.exists():
-            records.append(read_record(path))
-        elif divergence_path(path).exists():
-            diverged.append(read_divergence(divergence_path(path)))
+        status = stored_status(config, results_dir)
+        if status == "record":
+            records.append(read_record(record_path(config, results_dir)))
+        elif status == "diverged":
+            diverged.append(read_divergence(divergence_path(record_path(config, results_dir))))
         else:
             missing.append(config)
     return records, missing, diverged
+
+
+def stored_status(config: Config, results_dir: Path | None = None) -> str:
+    """What the store holds of ``config``: 'record', 'diverged' (a divergence note) or 'missing'."""
+    path = record_path(config, results_dir)
+    if path.exists():
+        return "record"
+    return "diverged" if divergence_path(path).exists() else "missing"
 
 
 # ---- Chapter 5: ablations of APT's assumed rules (apt.optim.assumptions), each a change of one rule ----
