@@ -39,3 +39,31 @@ def apt_effect_figure(effects: dict[str, pd.DataFrame], *, profile: str,
     fig.suptitle(f"APT's effect per method, paired by seed, 95% CI (profile {profile})")
     fig.tight_layout()
     return fig
+
+
+def curves_per_optimizer_figure(curves: pd.DataFrame, *, optimizers: tuple[str, ...], ylabel: str, title: str,
+                                highlight: tuple[str, ...] = ()) -> Figure:
+    """Learning curves, one panel per optimizer setting in the order of ``optimizers`` (two per row, shared y
+    axis), one line per method with the same colour in every panel and one legend for the figure.
+
+    ``curves`` has columns optimizer, method, epoch (1-based) and value, one row per (optimizer, method, epoch);
+    methods in ``highlight`` are drawn thicker."""
+    methods = list(dict.fromkeys(curves["method"]))
+    colors = dict(zip(methods, plt.get_cmap("tab20").colors))
+    n_rows = (len(optimizers) + 1) // 2
+    fig, axes = plt.subplots(n_rows, 2, figsize=(11, 3.8 * n_rows), sharey=True, squeeze=False)
+    for ax, optimizer in zip(axes.flat, optimizers):
+        for method, part in curves[curves["optimizer"] == optimizer].groupby("method", sort=False):
+            ax.plot(part["epoch"], part["value"], marker=".", color=colors[method],
+                    lw=2.2 if method in highlight else 1.0, label=method)
+        ax.set(title=optimizer, xlabel="epoch")
+    for ax in axes[:, 0]:
+        ax.set_ylabel(ylabel)
+    for ax in axes.flat[len(optimizers):]:
+        ax.set_visible(False)
+    handles = {line.get_label(): line for ax in axes.flat for line in ax.get_lines()}
+    fig.legend([handles[m] for m in methods if m in handles], [m for m in methods if m in handles],
+               title="method", loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=9)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -82,9 +82,13 @@ class GridRecords:
     diverged: list[dict[str, Any]] = field(default_factory=list)
 
     @property
+    def stored_fraction(self) -> str:
+        """'<finished runs> of <runs in the grid>', e.g. '91 of 290'."""
+        return f"{len(self.records)} of {len(self.records) + len(self.missing) + len(self.diverged)}"
+
+    @property
     def coverage(self) -> str:
-        total = len(self.records) + len(self.missing) + len(self.diverged)
-        text = f"{len(self.records)} of {total} runs of the {self.grid.benchmark} grid are in the store"
+        text = f"{self.stored_fraction} runs of the {self.grid.benchmark} grid are in the store"
         return text + (f" ({len(self.diverged)} diverged)" if self.diverged else "")
 
     def complete_seeds(self) -> list[int]:

@@ -45,7 +45,7 @@ from apt.grids import book_grids, load_grid
 from apt.metrics import delta_m
 from apt.published import method_key, published_table
 from apt.analysis import format_results, stl_baseline
-from apt.figures import apt_effect_figure
+from apt.figures import apt_effect_figure, curves_per_optimizer_figure
 from apt.results import benchmark_results, effect_counts, learning_curves
 
 BENCHMARK = "qm9"
@@ -164,18 +164,11 @@ if results is not None:
     base, _ = stl_baseline(records, BENCHMARK)
     curves = learning_curves(records, value=lambda m: delta_m([m[n] for n in cls.metric_names], base,
                                                               cls.metric_higher_better))
-    curves = curves.assign(epoch=curves["epoch"] + 1).rename(columns={"value": "delta_m"})
-    curves = curves.groupby(["optimizer", "method", "epoch"])["delta_m"].mean().reset_index()
-    optimizers = list(dict.fromkeys(curves["optimizer"]))
-    fig, axes = plt.subplots(1, len(optimizers), figsize=(4 * len(optimizers), 4), sharey=True, squeeze=False)
-    for ax, optimizer in zip(axes[0], optimizers):
-        for method, part in curves[curves["optimizer"] == optimizer].groupby("method"):
-            ax.plot(part["epoch"], part["delta_m"], marker=".", label=method)
-        ax.set(title=optimizer, xlabel="epoch")
-    axes[0][0].set_ylabel("test Δm% vs single-task (lower is better)")
-    axes[0][0].legend(fontsize=7)
-    fig.suptitle(f"QM9: test Δm% per epoch, mean over seeds (profile {profile})")
-    fig.tight_layout()
+    curves = curves.assign(epoch=curves["epoch"] + 1)
+    curves = curves.groupby(["optimizer", "method", "epoch"])["value"].mean().reset_index()
+    curves_per_optimizer_figure(curves, optimizers=tuple(grid.optimizers),
+                                ylabel="test Δm% vs single-task (lower is better)",
+                                title=f"QM9: test Δm% per epoch, mean over seeds (profile {profile})")
     plt.show()
 else:
     print("No complete seed: no learning curves in this build.")

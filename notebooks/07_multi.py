@@ -49,7 +49,7 @@ from myst_nb import glue
 
 from apt.benchmarks import benchmark_class
 from apt.experiment import run
-from apt.figures import OPTIMIZER_COLORS, apt_effect_figure
+from apt.figures import OPTIMIZER_COLORS, apt_effect_figure, curves_per_optimizer_figure
 from apt.grids import BOOK_OPTIMIZERS, MULTI_BENCHMARKS, book_grids, load_grid
 from apt.analysis import format_results
 from apt.results import effect_counts, learning_curves, stored_results
@@ -73,7 +73,7 @@ for name, g in grids.items():
                           "epochs": p.epochs, "batch": p.batch_size, "lr": p.lr,
                           "reporting rule": f"{p.selection} (k = {p.selection_k})",
                           "grid": f"{len(g.methods)} methods × {len(g.optimizers)} optimizers × seeds {list(g.seeds)}",
-                          "stored": stored[name].coverage.split(" runs")[0]})
+                          "stored": stored[name].stored_fraction})
 pd.DataFrame(protocol_rows).set_index("benchmark")
 
 # %% [markdown]
@@ -87,10 +87,9 @@ pd.DataFrame(protocol_rows).set_index("benchmark")
 results = stored_results(profile, benchmarks=MULTI_BENCHMARKS, results_dir=results_dir, data_dir=data_dir)
 # NBVAL_IGNORE_OUTPUT
 # (what is complete depends on the store)
-for name, loaded in stored.items():
-    seeds = loaded.complete_seeds()
-    print(f"{name}: {loaded.coverage}; complete seeds: {seeds or 'none'}"
-          + ("" if seeds else " -> not tabulated in this build"))
+pd.DataFrame([{"benchmark": name, "diverged runs": len(loaded.diverged),
+               "complete seeds": loaded.complete_seeds() or "none", "tabulated": bool(loaded.complete_seeds())}
+              for name, loaded in stored.items()]).set_index("benchmark")
 
 # %% [markdown]
 # Only seeds whose whole grid is stored (every method × optimizer and both single-task baselines) enter the
@@ -180,16 +179,11 @@ if results:
     name = next(iter(results))
     curves = learning_curves(stored[name].complete_records())
     mean_curves = curves.groupby(["optimizer", "method", "epoch"])["value"].mean().reset_index()
-    fig, axes = plt.subplots(1, 4, figsize=(16, 4), sharey=True)
-    for ax, optimizer in zip(axes, BOOK_OPTIMIZERS):
-        for method, part in mean_curves[mean_curves["optimizer"] == optimizer].groupby("method"):
-            ax.plot(part["epoch"] + 1, 100 * part["value"], lw=1.2 if method in ("ls", "mgda") else 0.7,
-                    label=method if method in ("ls", "mgda") else None)
-        ax.set(title=optimizer, xlabel="epoch")
-    axes[0].set_ylabel("test accuracy, mean of 2 tasks (%)")
-    axes[0].legend()
-    fig.suptitle(f"{name}: test accuracy per epoch, every method, mean over seeds (profile {profile})")
-    fig.tight_layout()
+    mean_curves = mean_curves.assign(epoch=mean_curves["epoch"] + 1, value=100 * mean_curves["value"])
+    curves_per_optimizer_figure(mean_curves, optimizers=BOOK_OPTIMIZERS, highlight=("ls", "mgda"),
+                                ylabel="test accuracy, mean of 2 tasks (%)",
+                                title=f"{name}: test accuracy per epoch, every method, mean over seeds "
+                                      f"(profile {profile})")
     plt.show()
 else:
     print("No complete seed of any grid is stored: no learning curves in this build.")
@@ -231,8 +225,8 @@ if TRAIN_MISSING:
 control, control_coverage = stored_step_scale_control(profile, results_dir=results_dir, data_dir=data_dir)
 # NBVAL_IGNORE_OUTPUT
 # (what is stored depends on the store)
-print(f"SGD control, profile {profile}, seeds {list(SGD_CONTROL_SEEDS[profile])}: {control_coverage}"
-      + ("" if control else " -> not tabulated in this build"))
+print(f"SGD control, profile {profile}, seeds {list(SGD_CONTROL_SEEDS[profile])}:\n  {control_coverage}"
+      + ("" if control else "\n  -> not tabulated in this build"))
 
 # %% [markdown]
 # The scan: mean validation score $\bar v$ (%) per method and learning rate; "diverged" marks a learning rate at

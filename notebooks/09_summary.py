@@ -41,7 +41,7 @@ coverage = {name: load_grid(g, profile, results_dir=results_dir, data_dir=data_d
 results = stored_results(profile, results_dir=results_dir, data_dir=data_dir)
 # NBVAL_IGNORE_OUTPUT
 # (depends on the store)
-pd.DataFrame({name: {"runs stored": loaded.coverage.split(" runs")[0], "complete seeds": loaded.complete_seeds()}
+pd.DataFrame({name: {"runs stored": loaded.stored_fraction, "complete seeds": loaded.complete_seeds()}
               for name, loaded in coverage.items()}).T
 
 # %% [markdown]

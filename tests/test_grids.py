@@ -126,6 +126,7 @@ def test_a_diverged_arm_counts_as_stored_but_keeps_its_seed_out_of_the_tables(tm
     assert not loaded.missing and len(loaded.diverged) == 1
     assert loaded.complete_seeds() == [0]
     assert loaded.coverage == "3 of 4 runs of the multi_mnist grid are in the store (1 diverged)"
+    assert loaded.stored_fraction == "3 of 4"
 
 
 def test_sgd_control_scans_factor_two_learning_rates_per_method_and_seed() -> None:
