@@ -21,7 +21,6 @@ import platform
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -407,43 +406,3 @@ def git_revision() -> str | None:
     except (OSError, subprocess.CalledProcessError):
         return None
     return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
-
-
-def toy_trajectory(
-    method: str,
-    optimizer: str,
-    start: Sequence[float],
-    *,
-    steps: int,
-    lr: float,
-    method_hp: dict[str, Any] | None = None,
-    optimizer_hp: dict[str, Any] | None = None,
-    first_loss_scale: float = 1.0,
-    seed: int = 0,
-) -> dict[str, Tensor]:
-    """Optimize the synthetic two-objective toy (``apt.benchmarks.toy``) from ``start``.
-
-    The point x ∈ ℝ² is held as a [1, 2] matrix so that Muon can take it: orthogonalizing a rank-1 matrix
-    normalizes it, so Muon on the toy is normalized (momentum) descent. ``first_loss_scale`` = 0.1 gives the
-    imbalanced variant of Nash-MTL and FAMO. Returns ``points`` [steps+1, 2] and ``losses`` [steps+1, 2].
-    """
-    from apt.benchmarks.toy import toy_losses
-
-    x = torch.nn.Parameter(torch.tensor([list(start)], dtype=torch.float32))
-    mtl_method = make_method(method, 2, generator=torch.Generator().manual_seed(seed), **(method_hp or {}))
-    opt = make_optimizer(optimizer, [("x", x)], lr=lr, **(optimizer_hp or {}))
-    def losses_at(point: Tensor) -> Tensor:
-        return toy_losses(point.view(2), first_loss_scale)
-
-    points, losses = [x.detach().clone().view(2)], [losses_at(x).detach()]
-    for step in range(steps):
-        opt.zero_grad(set_to_none=True)
-        mtl_backward(losses_at(x), [x], mtl_method, step=step, task_names=["L1", "L2"])
-        opt.step()
-        with torch.no_grad():
-            new_losses = losses_at(x)
-        if mtl_method.requires_after_step:
-            mtl_method.after_step(new_losses)
-        points.append(x.detach().clone().view(2))
-        losses.append(new_losses)
-    return {"points": torch.stack(points), "losses": torch.stack(losses)}

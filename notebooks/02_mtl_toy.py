@@ -43,8 +43,6 @@ data_dir = None  # unused: this chapter's problem is synthetic
 results_dir = None  # unused: trajectories are computed here, in seconds to minutes
 
 # %%
-import warnings
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -52,8 +50,8 @@ import torch
 from myst_nb import glue
 
 from apt.benchmarks import toy
-from apt.experiment import toy_trajectory
-from apt.mtl import METHODS, SolverFailureWarning, aggregate, method_info
+from apt.mtl import METHODS, aggregate, method_info
+from apt.toy_runs import ToyRun, toy_trajectories
 
 STEPS = {"smoke": 25, "cpu": 1000, "full": 20000}[profile]
 print(f"profile {profile}: {STEPS} steps per trajectory")
@@ -143,10 +141,13 @@ plt.show()
 # (the bowls reach $-20$): since $h_k \ge -20$, $0 \le c_2 < 1$ and $g_k c_1 > -6.3$, the infima are
 # $\ell_1^{\min} = -20 \cdot 0.1$ and $\ell_2^{\min} = -20$, which we pass as `min_losses`.
 #
-# Nash-MTL solves a small convex program at every step. Where a solve fails, `apt.mtl` says so with a
-# `SolverFailureWarning` instead of silently reusing the previous weights (the reference code's behaviour with
-# a missing solver); we count those warnings per run rather than print each one. Where along the trajectories
-# the failures happen has not been examined yet: the counts below are all this chapter measures.
+# Nash-MTL solves a small convex program at every step. Where a solve fails, `apt.mtl` keeps its last feasible
+# weights, as the reference code does, but says so (a `SolverFailureWarning`, and a count per step) where the
+# reference code is silent. Here the counts are kept per step (`apt.toy_runs.toy_trajectory` returns them) rather
+# than printed, so that the table after the figure can say where along the trajectories the failures happen.
+#
+# The trajectories are independent, so `apt.toy_runs.toy_trajectories` computes them on one process per core;
+# each is deterministic, and the test suite checks that the parallel result equals the serial one.
 
 # %%
 METHODS_SHOWN = ["ls", "mgda", "pcgrad", "cagrad", "imtl_g", "nash_mtl", "famo"]
@@ -156,26 +157,32 @@ LR = 2e-2
 METHOD_HP = {"famo": {"min_losses": [-20.0 * SCALE, -20.0]}}
 
 
-def distance_to_pareto(point: np.ndarray) -> float:
-    return float(np.min(np.linalg.norm(pareto - point, axis=1)))
+def distance_to_pareto(points: np.ndarray) -> np.ndarray:
+    """Euclidean distance of each point [N, 2] to the sampled Pareto set: [N]."""
+    return np.min(np.linalg.norm(points[:, None, :] - pareto[None, :, :], axis=-1), axis=1)
 
 
-trajectories, rows = {}, []
-for optimizer, optimizer_hp in OPTIMIZERS_SHOWN.items():
-    for method in METHODS_SHOWN:
-        for start in toy.NASH_FAMO_INITIAL_POINTS:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", SolverFailureWarning)
-                out = toy_trajectory(method, optimizer, start, steps=STEPS, lr=LR, optimizer_hp=optimizer_hp,
-                                     method_hp=METHOD_HP.get(method), first_loss_scale=SCALE, seed=seed)
-            failures = sum(issubclass(w.category, SolverFailureWarning) for w in caught)
-            points = out["points"].numpy()
-            trajectories[optimizer, method, start] = points
-            distance = distance_to_pareto(points[-1])
-            rows.append({"optimizer": optimizer, "method": method, "start": start, "distance": distance,
-                         "reached": distance < 0.5, "L1": out["losses"][-1, 0].item(),
-                         "L2": out["losses"][-1, 1].item(), "solver_failures": failures})
+specs = [ToyRun(method, optimizer, start, steps=STEPS, lr=LR, method_hp=METHOD_HP.get(method, {}),
+                optimizer_hp=optimizer_hp, first_loss_scale=SCALE, seed=seed)
+         for optimizer, optimizer_hp in OPTIMIZERS_SHOWN.items() for method in METHODS_SHOWN
+         for start in toy.NASH_FAMO_INITIAL_POINTS]
+# One process per core: the trajectories are independent and each is deterministic, so the result is the same
+# as computing them one after another.
+outputs = toy_trajectories(specs)
+trajectories, rows, failure_rows = {}, [], []
+for spec, out in zip(specs, outputs):
+    points = out["points"].numpy()
+    trajectories[spec.optimizer, spec.method, spec.start] = points
+    distance = float(distance_to_pareto(points[-1:])[0])
+    failed_steps = np.flatnonzero(out["solver_failures"].numpy())
+    rows.append({"optimizer": spec.optimizer, "method": spec.method, "start": spec.start, "distance": distance,
+                 "reached": distance < 0.5, "L1": out["losses"][-1, 0].item(), "L2": out["losses"][-1, 1].item(),
+                 "solver_failures": int(out["solver_failures"].sum())})
+    # where the point was when the solve failed (points[t] is x_t, the point whose gradients the step used)
+    failure_rows += [{"optimizer": spec.optimizer, "method": spec.method, "step": int(t), "distance": float(d)}
+                     for t, d in zip(failed_steps, distance_to_pareto(points[failed_steps]))]
 runs = pd.DataFrame(rows)
+failures = pd.DataFrame(failure_rows, columns=["optimizer", "method", "step", "distance"])
 print(f"{len(runs)} trajectories of {STEPS} steps")
 
 # %%
@@ -211,10 +218,23 @@ reached = reached.loc[METHODS_SHOWN, list(OPTIMIZERS_SHOWN)]
 reached
 
 # %% [markdown]
-# Solver failures of Nash-MTL (steps whose convex program did not solve, summed over the five starts):
+# Solver failures of Nash-MTL: steps whose convex program did not solve, summed over the five starts, their share
+# of all steps, and where the point was when they happened (its distance to the Pareto set; "near" is within the
+# same $0.5$ that defines reaching it). Near the Pareto set the two task gradients point almost against each other,
+# and the bargaining constraints $\alpha_k (G\alpha)_k \ge 1$ of both tasks can then hardly hold at once.
 
 # %%
-runs[runs.method == "nash_mtl"].groupby("optimizer")["solver_failures"].sum().loc[list(OPTIMIZERS_SHOWN)]
+nash_steps = STEPS * len(toy.NASH_FAMO_INITIAL_POINTS)
+nash_failures = failures[failures.method == "nash_mtl"]
+failure_table = pd.DataFrame({
+    "failed steps": nash_failures.groupby("optimizer").size(),
+    "within 0.5 of the Pareto set": nash_failures[nash_failures.distance < 0.5].groupby("optimizer").size(),
+    "median distance": nash_failures.groupby("optimizer")["distance"].median(),
+}).reindex(list(OPTIMIZERS_SHOWN))
+counts = ["failed steps", "within 0.5 of the Pareto set"]
+failure_table[counts] = failure_table[counts].fillna(0).astype(int)
+failure_table.insert(1, "% of steps", 100 * failure_table["failed steps"] / nash_steps)
+failure_table.round(2)
 
 # %%
 ls_reached = {opt: int(reached.loc["ls", opt]) for opt in OPTIMIZERS_SHOWN}
@@ -224,6 +244,20 @@ glue("toy_ls_reached_sgd", ls_reached["sgd"], display=False)
 glue("toy_ls_reached_adam", ls_reached["adam"], display=False)
 glue("toy_total_reached", int(runs["reached"].sum()), display=False)
 glue("toy_total_runs", len(runs), display=False)
+total_failed = int(failure_table["failed steps"].sum())
+near = int(failure_table["within 0.5 of the Pareto set"].sum())
+if total_failed == 0:
+    nash_sentence = "Nash-MTL's convex program did not fail at any step at this profile."
+else:
+    nash_sentence = (
+        f"Nash-MTL's convex program failed at {total_failed} steps "
+        f"({100 * total_failed / (nash_steps * len(OPTIMIZERS_SHOWN)):.1f}% of its steps over the "
+        f"{len(OPTIMIZERS_SHOWN)} optimizer settings), {100 * near / total_failed:.0f}% of them within 0.5 of the "
+        "Pareto set (the table gives it per optimizer): "
+        + ("the failures belong mostly to the end of a trajectory, where some convex combination of the two "
+           "gradients is close to zero, rather than to its way there." if near > total_failed / 2
+           else "most failures happen away from the Pareto set."))
+glue("toy_nash_failures", nash_sentence, display=False)
 
 # %% [markdown]
 # ## What this shows, and what it does not
@@ -235,6 +269,9 @@ glue("toy_total_runs", len(runs), display=False)
 # the *direction* of the instant gradient (MGDA, CAGrad, Nash-MTL) steer differently from LS under plain
 # gradient descent, while under Adam and Muon the per-coordinate normalization and momentum change where every
 # method goes — the optimizer, not only the method, decides the path.
+#
+# {glue:text}`toy_nash_failures` Where a solve fails the method keeps its last feasible weights, so such steps are
+# Nash-MTL steps with stale weights, not LS steps.
 #
 # This is a synthetic problem in two dimensions: it illustrates the mechanics and proves nothing about deep
 # networks. In particular, Muon on a $1\times 2$ matrix is just normalized descent, so its "balancing" of task

@@ -50,3 +50,18 @@ def test_an_unusable_device_is_named(script, device, message) -> None:
     args = ["--benchmark", "qm9"] if script == "bench_mtl.py" else []
     done = bench(script, *args, "--device", device)
     assert done.returncode == 2 and f"--device '{device}'" in done.stderr and message in done.stderr
+
+
+def test_bench_toy_saves_the_parallel_over_serial_ratio(tmp_path) -> None:
+    out = tmp_path / "toy.json"
+    done = bench("bench_toy.py", "--steps", "3", "--rounds", "1", "--workers", "2", "--json", str(out))
+    assert done.returncode == 0, done.stderr
+    saved = json.loads(out.read_text())
+    assert saved["runs"] == 175 and saved["workers"] == 2
+    assert saved["ratio_parallel_over_serial"] == pytest.approx(
+        saved["median_seconds"]["parallel"] / saved["median_seconds"]["serial"])
+
+
+def test_bench_toy_refuses_a_single_worker() -> None:
+    done = bench("bench_toy.py", "--workers", "1")
+    assert done.returncode == 2 and "--workers must be >= 2" in done.stderr and "got 1" in done.stderr
