@@ -167,8 +167,8 @@ specs = [ToyRun(method, optimizer, start, steps=STEPS, lr=LR, method_hp=METHOD_H
          for optimizer, optimizer_hp in OPTIMIZERS_SHOWN.items() for method in METHODS_SHOWN
          for start in toy.NASH_FAMO_INITIAL_POINTS]
 # One process per core: the trajectories are independent and each is deterministic, so the result is the same
-# as computing them one after another.
-outputs = toy_trajectories(specs)
+# as computing them one after another. (No progress bar at the smoke size: the tests compare this cell's output.)
+outputs = toy_trajectories(specs, progress=profile != "smoke")
 trajectories, rows, failure_rows = {}, [], []
 for spec, out in zip(specs, outputs):
     points = out["points"].numpy()
