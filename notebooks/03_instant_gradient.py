@@ -105,19 +105,24 @@ summary
 
 # %%
 panels = [(benchmark, method) for benchmark in BENCHMARKS for method in METHODS]
-fig, axes = plt.subplots(2, len(panels), figsize=(4.2 * len(panels), 7), sharex="col", squeeze=False)
-for col, (benchmark, method) in enumerate(panels):
+# one row per (benchmark, method), the share on the left and the fidelity on the right
+fig, axes = plt.subplots(len(panels), 2, figsize=(11, 3.2 * len(panels)), sharex="row", squeeze=False)
+for row, (benchmark, method) in enumerate(panels):
     window = 20 if benchmark == "multi_mnist" else 5
     for optimizer in OPTIMIZERS:
         part = steps[(steps.benchmark == benchmark) & (steps.method == method) & (steps.optimizer == optimizer)]
-        for row, quantity in enumerate(["share", "fidelity"]):
+        for col, quantity in enumerate(["share", "fidelity"]):
             axes[row, col].plot(part["step"], part[quantity].rolling(window, min_periods=1).median(),
                                 label=optimizer)
-    axes[0, col].set(title=f"{method.upper()} on {benchmark}", yscale="log")
-    axes[1, col].set(xlabel="training step", ylim=(-0.2, 1.05))
-axes[0, 0].set_ylabel("instant-gradient share $s_t$")
-axes[1, 0].set_ylabel(r"update fidelity $\cos(\Delta\theta_t, -g_t)$")
-axes[0, 0].legend(title="optimizer")
+    # MGDA on the shared representation (rep_grad) is MGDA-UB, as on QM9 here
+    rep_grad = any(r["config"]["rep_grad"] for (m, _), r in records[benchmark].items() if m == method)
+    name = method.upper() + ("-UB" if rep_grad and method == "mgda" else "")
+    axes[row, 0].set(title=f"{name} on {benchmark}: share", yscale="log", ylabel="instant-gradient share $s_t$")
+    axes[row, 1].set(title=f"{name} on {benchmark}: fidelity", ylim=(-0.2, 1.05),
+                     ylabel=r"fidelity $\cos(\Delta\theta_t, -g_t)$")
+for ax in axes[-1]:
+    ax.set_xlabel("training step")
+axes[0, 1].legend(title="optimizer", fontsize=8)
 fig.suptitle(f"How much of each step is the MTL method's instant gradient (profile {profile}, seed {seed})")
 fig.tight_layout()
 plt.show()
