@@ -186,10 +186,11 @@ failures = pd.DataFrame(failure_rows, columns=["optimizer", "method", "step", "d
 print(f"{len(runs)} trajectories of {STEPS} steps")
 
 # %%
-fig, axes = plt.subplots(len(OPTIMIZERS_SHOWN), len(METHODS_SHOWN), figsize=(2.6 * len(METHODS_SHOWN),
-                         2.6 * len(OPTIMIZERS_SHOWN)), sharex=True, sharey=True)
-for row, optimizer in enumerate(OPTIMIZERS_SHOWN):
-    for col, method in enumerate(METHODS_SHOWN):
+# one row per method, one column per optimizer (a tall figure reads better in the book's narrow column)
+fig, axes = plt.subplots(len(METHODS_SHOWN), len(OPTIMIZERS_SHOWN), figsize=(2.6 * len(OPTIMIZERS_SHOWN),
+                         2.5 * len(METHODS_SHOWN)), sharex=True, sharey=True)
+for row, method in enumerate(METHODS_SHOWN):
+    for col, optimizer in enumerate(OPTIMIZERS_SHOWN):
         ax = axes[row, col]
         ax.contour(X1, X2, L.sum(-1), levels=15, cmap="Greys", linewidths=0.5)
         ax.plot(pareto[:, 0], pareto[:, 1], color="black", lw=2)
@@ -199,12 +200,12 @@ for row, optimizer in enumerate(OPTIMIZERS_SHOWN):
             ax.plot(*points[0], "o", color=f"C{i}", ms=3)
             ax.plot(*points[-1], "*", color=f"C{i}", ms=7)
         if row == 0:
-            ax.set_title(method)
+            ax.set_title(optimizer)
         if col == 0:
-            ax.set_ylabel(f"{optimizer}\n$x_2$")
-        if row == len(OPTIMIZERS_SHOWN) - 1:
+            ax.set_ylabel(f"{method}\n$x_2$")
+        if row == len(METHODS_SHOWN) - 1:
             ax.set_xlabel("$x_1$")
-fig.suptitle(f"Trajectories on the synthetic toy ({STEPS} steps, lr {LR}, profile {profile}); "
+fig.suptitle(f"Trajectories on the synthetic toy ({STEPS} steps, lr {LR}, profile {profile})\n"
              "black: Pareto set, ●: start, ★: end", y=1.0)
 fig.tight_layout()
 plt.show()

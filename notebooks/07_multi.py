@@ -110,7 +110,8 @@ for name, res in results.items():
 
 # %%
 colors = OPTIMIZER_COLORS
-fig, axes = plt.subplots(1, max(len(results), 1), figsize=(5.5 * max(len(results), 1), 7), squeeze=False)
+n_panels = max(len(results), 1)  # every benchmark has the same methods: one shared y axis
+fig, axes = plt.subplots(1, n_panels, figsize=(min(5.5 * n_panels, 13), 7), sharey=True, squeeze=False)
 for ax, (name, res) in zip(axes[0], results.items()):
     methods = list(dict.fromkeys(res.arms["method"]))
     y = {m: i for i, m in enumerate(reversed(methods))}
