@@ -195,4 +195,7 @@ def _grid(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
+    from apt.allocator import reexec_with_allocator_env
+
+    reexec_with_allocator_env()
     sys.exit(main())

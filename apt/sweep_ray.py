@@ -27,6 +27,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from apt.allocator import allocator_env
 from apt.config import Config, validate
 from apt.experiment import default_checkpoint_dir, default_results_dir, record_path, run
 from apt.sweep import SweepReport
@@ -137,7 +138,9 @@ def run_ray(
 
     we_connected = not ray.is_initialized()
     if we_connected:
-        ray.init(address=address, logging_level=logging.WARNING)
+        # Workers start from the Ray raylet's environment, not this one: give them the allocator settings too.
+        ray.init(address=address, logging_level=logging.WARNING,
+                 runtime_env={"env_vars": allocator_env()})
     try:
         feasible, nodes = [], ray.nodes()
         for config, results, checkpoints in todo:

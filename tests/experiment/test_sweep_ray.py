@@ -289,3 +289,24 @@ def test_qm9_processing_waits_for_the_lock_another_worker_holds(tmp_path):
     stdout, stderr = child.communicate(timeout=240)
     assert child.returncode == 0, stderr
     assert int(stdout) == QM9_HEAD_RECORDS - 3  # PyG drops the 3 uncharacterized molecules among the first 100
+
+
+def test_ray_workers_get_the_allocator_settings(tmp_path, monkeypatch):
+    import ray
+
+    from apt.allocator import GLIBC_ALLOCATOR_ENV
+
+    seen = {}
+
+    def fake_init(**kwargs):
+        seen.update(kwargs)
+        raise ConnectionError("stop here: only the arguments of ray.init are under test")
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", fake_init)
+    monkeypatch.delenv("APT_KEEP_ALLOCATOR", raising=False)
+    monkeypatch.setenv("MALLOC_MMAP_MAX_", "3")  # a value the user chose is passed on unchanged
+    with pytest.raises(ConnectionError, match="stop here"):
+        run_configs([Config(benchmark="multi_mnist", profile="smoke")], backend="ray", address="127.0.0.1:1",
+                    results_dir=tmp_path, checkpoint_dir=tmp_path / "runs", progress=False)
+    assert seen["runtime_env"] == {"env_vars": {**GLIBC_ALLOCATOR_ENV, "MALLOC_MMAP_MAX_": "3"}}

@@ -1,0 +1,65 @@
+"""The command line runs with glibc's allocator settings for QM9, once, and keeps what the user chose."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from apt import allocator
+from apt.allocator import GLIBC_ALLOCATOR_ENV, OPT_OUT, allocator_env, missing_allocator_env
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def glibc(monkeypatch):
+    monkeypatch.setattr(allocator.platform, "libc_ver", lambda: ("glibc", "2.36"))
+
+
+def test_missing_settings_are_added_and_user_values_kept(glibc) -> None:
+    assert missing_allocator_env({}) == GLIBC_ALLOCATOR_ENV
+    assert missing_allocator_env({"MALLOC_MMAP_MAX_": "7"}) == {"MALLOC_TRIM_THRESHOLD_": "100000000000"}
+    assert allocator_env({"MALLOC_MMAP_MAX_": "7"}) == {**GLIBC_ALLOCATOR_ENV, "MALLOC_MMAP_MAX_": "7"}
+    assert missing_allocator_env(GLIBC_ALLOCATOR_ENV) == {}
+
+
+def test_opting_out_or_another_libc_adds_nothing(glibc, monkeypatch) -> None:
+    assert missing_allocator_env({OPT_OUT: "1"}) == {} and allocator_env({OPT_OUT: "1"}) == {}
+    monkeypatch.setattr(allocator.platform, "libc_ver", lambda: ("", ""))
+    assert missing_allocator_env({}) == {}
+
+
+def test_reexec_replaces_the_process_with_the_same_command_and_the_settings(glibc, monkeypatch) -> None:
+    calls = []
+    monkeypatch.setattr(allocator.os, "execve", lambda *args: calls.append(args))
+    for name in GLIBC_ALLOCATOR_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv(OPT_OUT, raising=False)
+    allocator.reexec_with_allocator_env()
+    ((executable, argv, env),) = calls
+    assert executable == sys.executable and argv == sys.orig_argv
+    assert all(env[name] == value for name, value in GLIBC_ALLOCATOR_ENV.items())
+    for name, value in GLIBC_ALLOCATOR_ENV.items():
+        monkeypatch.setenv(name, value)
+    allocator.reexec_with_allocator_env()
+    assert len(calls) == 1  # nothing missing: no second exec, so the re-executed process cannot loop
+
+
+def test_the_command_line_runs_with_the_settings_when_started_without_them(tmp_path) -> None:
+    # The child prints its own environment through the CLI's normal path: `list` on an empty results folder,
+    # wrapped so that the re-executed interpreter reports what it received.
+    script = ("import os, runpy, sys; sys.argv = ['apt', 'list', '--results-dir', sys.argv[1]];"
+              "import atexit; atexit.register(lambda: print('ENV', os.environ.get('MALLOC_MMAP_MAX_'), "
+              "os.environ.get('MALLOC_TRIM_THRESHOLD_')));"
+              "runpy.run_module('apt', run_name='__main__')")
+    env = {k: v for k, v in os.environ.items() if k not in GLIBC_ALLOCATOR_ENV and k != OPT_OUT}
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, env=env,
+                          cwd=ROOT, timeout=120)
+    if allocator.platform.libc_ver()[0] != "glibc":
+        pytest.skip("not glibc: the command line keeps the allocator as it is")
+    assert done.returncode == 0, done.stderr
+    assert "ENV 0 100000000000" in done.stdout, done.stdout
