@@ -103,14 +103,20 @@ def available_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
+# Each worker process imports torch and cvxpy (~0.4 GB resident measured here): on a many-core machine one
+# process per core would spend gigabytes for a computation that takes seconds per trajectory.
+MAX_DEFAULT_WORKERS = 8
+
+
 def toy_trajectories(runs: Sequence[ToyRun], *, workers: int | None = None,
                      progress: bool = True) -> list[dict[str, Tensor]]:
     """``toy_trajectory`` of every run, in the order of ``runs``, on ``workers`` processes (default: one per
-    available core; 1 computes in this process). Each trajectory is deterministic given its arguments, so the
-    result does not depend on ``workers``. Solver failures are in each result's ``solver_failures``, not warned.
+    available core, at most ``MAX_DEFAULT_WORKERS``; 1 computes in this process). Each trajectory is
+    deterministic given its arguments, so the result does not depend on ``workers``. Solver failures are in each
+    result's ``solver_failures``, not warned.
     """
     if workers is None:
-        workers = available_cores()
+        workers = min(available_cores(), MAX_DEFAULT_WORKERS)
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     bar = dict(total=len(runs), desc="toy trajectories", disable=not progress)

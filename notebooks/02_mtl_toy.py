@@ -146,8 +146,8 @@ plt.show()
 # reference code is silent. Here the counts are kept per step (`apt.toy_runs.toy_trajectory` returns them) rather
 # than printed, so that the table after the figure can say where along the trajectories the failures happen.
 #
-# The trajectories are independent, so `apt.toy_runs.toy_trajectories` computes them on one process per core;
-# each is deterministic, and the test suite checks that the parallel result equals the serial one.
+# The trajectories are independent, so `apt.toy_runs.toy_trajectories` computes them on one process per core
+# (up to 8); each is deterministic, and the test suite checks that the parallel result equals the serial one.
 
 # %%
 METHODS_SHOWN = ["ls", "mgda", "pcgrad", "cagrad", "imtl_g", "nash_mtl", "famo"]
@@ -166,7 +166,7 @@ specs = [ToyRun(method, optimizer, start, steps=STEPS, lr=LR, method_hp=METHOD_H
                 optimizer_hp=optimizer_hp, first_loss_scale=SCALE, seed=seed)
          for optimizer, optimizer_hp in OPTIMIZERS_SHOWN.items() for method in METHODS_SHOWN
          for start in toy.NASH_FAMO_INITIAL_POINTS]
-# One process per core: the trajectories are independent and each is deterministic, so the result is the same
+# One process per core (at most 8): the trajectories are independent and each is deterministic, so the result is the same
 # as computing them one after another. (No progress bar at the smoke size: the tests compare this cell's output.)
 outputs = toy_trajectories(specs, progress=profile != "smoke")
 trajectories, rows, failure_rows = {}, [], []

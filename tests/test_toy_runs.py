@@ -64,3 +64,28 @@ def test_parallel_trajectories_equal_serial_ones_in_the_order_given() -> None:
 def test_rejects_a_worker_count_below_one() -> None:
     with pytest.raises(ValueError, match="workers must be >= 1, got 0"):
         toy_trajectories([], workers=0)
+
+
+def test_default_worker_count_is_capped(monkeypatch) -> None:
+    import apt.toy_runs as toy_runs
+
+    seen = []
+
+    class Pool:  # records the worker count instead of starting processes
+        def __init__(self, max_workers, **_):
+            seen.append(max_workers)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def map(self, fn, runs):
+            return [fn(r) for r in runs]
+
+    monkeypatch.setattr(toy_runs, "ProcessPoolExecutor", Pool)
+    monkeypatch.setattr(toy_runs, "available_cores", lambda: 64)
+    runs = [ToyRun("ls", "sgd", start, steps=1, lr=0.1) for start in NASH_FAMO_INITIAL_POINTS] * 4
+    assert len(toy_trajectories(runs, progress=False)) == len(runs)
+    assert seen == [toy_runs.MAX_DEFAULT_WORKERS]
