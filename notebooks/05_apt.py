@@ -59,9 +59,6 @@
 # \text{D2 (post\_mix): } O_t = \lVert O^0_t\rVert_F\,\overline{(1-\gamma)\bar O^0_t + \gamma \bar G_t},\ O^0_t = \mathrm{NS}(U_t), \qquad
 # \text{D3 (dual\_ns): } O_t = (1-\gamma)\,\mathrm{NS}(U_t) + \gamma\,\mathrm{NS}(G_t).
 # $$
-#
-# The whole register, with why each rule was chosen and what the paper says about it (verbatim, or marked as a
-# third-party summary):
 
 # %% tags=["parameters"]
 profile = "cpu"
@@ -74,6 +71,7 @@ results_dir = None
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from IPython.display import Markdown
 from myst_nb import glue
 
 from apt.analysis import mean_ci, paired_difference, stl_baseline
@@ -82,15 +80,19 @@ from apt.store import read_record
 from apt.figures import paired_difference_forest
 from apt.grids import ABLATION_BENCHMARK, ABLATION_SEEDS, ablation_arms, ablation_baselines
 from apt.metrics import delta_m
-from apt.optim.assumptions import ASSUMPTIONS
+from apt.optim.assumptions import ASSUMPTIONS, register_myst
 
-pd.set_option("display.max_colwidth", 90)
-register = pd.DataFrame([{"id": a.id, "rule": a.name, "what the paper says": a.paper_says,
-                          "alternatives implemented": a.alternatives, "compared in": a.compared_in}
-                         for a in ASSUMPTIONS]).set_index("id")
-register
+glue("apt_register", Markdown(register_myst()), display=False)
+glue("apt_n_assumptions", len(ASSUMPTIONS), display=False)
 
 # %% [markdown]
+# The whole register ({glue:text}`apt_n_assumptions` entries), with why each rule was chosen and what the paper
+# says about it (verbatim, or marked as a third-party summary):
+#
+# ```{glue:md} apt_register
+# :format: myst
+# ```
+#
 # ## The ablations
 #
 # One benchmark, one MTL method, one rule changed at a time: Multi-Fashion (two tasks, real images), MGDA (the

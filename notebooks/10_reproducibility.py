@@ -51,7 +51,7 @@ from apt.benchmarks import BENCHMARKS, benchmark_class
 from apt.benchmarks.base import PROFILES
 from apt.data_dir import REPO_ROOT
 from apt.experiment import default_results_dir
-from apt.optim.assumptions import ASSUMPTIONS
+from apt.optim.assumptions import ASSUMPTIONS, register_myst
 from apt.store import load_records
 
 STORE = Path(results_dir) if results_dir else default_results_dir(profile)
@@ -233,18 +233,7 @@ else:
 # where they are compared.
 
 # %% tags=["hide-input"]
-def cell(text: str) -> str:
-    return " ".join(text.split())
-
-
-register = ["```{list-table}", ":header-rows: 1", ":widths: 38 62", ":width: 100%", "",
-            "* - rule (our choice, as an equation)", "  - why, what the paper says, alternatives, where compared"]
-for a in ASSUMPTIONS:
-    register += [f"* - **{a.id}** {cell(a.name)}", "", f"    ${cell(a.equation)}$",
-                 f"  - **Why.** {cell(a.why)}", "", f"    **Paper.** {cell(a.paper_says)}", "",
-                 f"    **Alternatives.** {cell(a.alternatives)}", "", f"    **Compared in.** {cell(a.compared_in)}"]
-register.append("```")
-glue("repro_assumptions_table", Markdown("\n".join(register)), display=False)
+glue("repro_assumptions_table", Markdown(register_myst()), display=False)
 glue("repro_n_assumptions", len(ASSUMPTIONS), display=False)
 
 # %% [markdown]

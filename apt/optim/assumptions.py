@@ -198,3 +198,23 @@ def register_columns() -> tuple[str, ...]:
 def register_table() -> list[tuple[str, ...]]:
     """The register as plain rows (for pandas.DataFrame(rows, columns=register_columns()))."""
     return [astuple(row) for row in ASSUMPTIONS]
+
+
+def register_myst(ids: tuple[str, ...] | None = None) -> str:
+    """The register (or the entries ``ids``) as a MyST list-table: the rule and its equation on the left; why,
+    what the paper says, the alternatives and where they are compared on the right. For ``{glue:md}`` with
+    ``:format: myst`` in the book."""
+    def flat(text: str) -> str:
+        return " ".join(text.split())
+
+    chosen = [a for a in ASSUMPTIONS if ids is None or a.id in ids]
+    unknown = set(ids or ()) - {a.id for a in ASSUMPTIONS}
+    if unknown:
+        raise ValueError(f"ids {sorted(unknown)} are not in the register (it has {[a.id for a in ASSUMPTIONS]})")
+    lines = ["```{list-table}", ":header-rows: 1", ":widths: 38 62", ":width: 100%", "",
+             "* - rule (our choice, as an equation)", "  - why, what the paper says, alternatives, where compared"]
+    for a in chosen:
+        lines += [f"* - **{a.id}** {flat(a.name)}", "", f"    ${flat(a.equation)}$",
+                  f"  - **Why.** {flat(a.why)}", "", f"    **Paper.** {flat(a.paper_says)}", "",
+                  f"    **Alternatives.** {flat(a.alternatives)}", "", f"    **Compared in.** {flat(a.compared_in)}"]
+    return "\n".join([*lines, "```"])

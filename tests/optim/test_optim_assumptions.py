@@ -6,6 +6,8 @@ import inspect
 import re
 from pathlib import Path
 
+import pytest
+
 import apt.optim
 from apt.optim.assumptions import ASSUMPTIONS, NOT_STATED, register_columns, register_table
 from apt.optim.direction import PRESERVATION_RULES
@@ -40,3 +42,17 @@ def test_nothing_is_called_the_papers_formula():
         assert "paper's formula" not in text and "the paper's equation" not in text
         assert row.paper_says == NOT_STATED or row.paper_says.startswith(("Abstract:", "Third-party summary"))
     assert "the paper's formula" not in OPTIM_SOURCE.replace("not the paper's formula", "")
+
+
+def test_register_as_myst_list_table_has_every_entry_once_with_its_equation() -> None:
+    from apt.optim.assumptions import register_myst
+
+    text = register_myst()
+    assert text.startswith("```{list-table}") and text.endswith("```")
+    for a in ASSUMPTIONS:
+        assert text.count(f"* - **{a.id}** ") == 1
+        assert f"${' '.join(a.equation.split())}$" in text
+    subset = register_myst(("A1", "D0"))
+    assert "**A1**" in subset and "**D0**" in subset and "**A2**" not in subset
+    with pytest.raises(ValueError, match=r"ids \['Z9'\] are not in the register"):
+        register_myst(("A1", "Z9"))
