@@ -123,8 +123,9 @@ for ax, (name, res) in zip(axes[0], results.items()):
     ax.set_yticks(list(y.values()), list(y.keys()))
     ax.axvline(0, color="black", lw=0.8)
     ax.set(xlabel="Δm% vs single-task (points; lower is better)", title=name)
-if results:
-    axes[0][0].legend(title="optimizer", loc="best")
+if results:  # outside the panels: inside, it hides arms
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, title="optimizer", loc="center left", bbox_to_anchor=(1.0, 0.5))
 fig.suptitle(f"Δm% per method and optimizer, mean ± 95% CI over seeds (profile {profile})")
 fig.tight_layout()
 plt.show()

@@ -106,8 +106,13 @@ if results:
                     "undefined (one seed: no interval)")
     glue_or_missing("summary_seeds", ", ".join(str(s) for s in seeds))
     mean_by_apt = by_apt.groupby(level="apt")["mean difference"].mean()
+    counts_by_apt = by_apt.groupby(level="apt")[["better", "worse", "unresolved", "methods"]].sum()
     for apt in ("apt_adam", "apt_muon"):
         glue_or_missing(f"summary_{apt}_mean", f"{mean_by_apt[apt]:+.2f}" if apt in mean_by_apt else None)
+        c = counts_by_apt.loc[apt] if apt in counts_by_apt.index else None
+        glue_or_missing(f"summary_{apt}_counts", None if c is None else
+                        f"{int(c['better'])} better, {int(c['worse'])} worse and {int(c['unresolved'])} unresolved "
+                        f"of {int(c['methods'])}")
     for optimizer in ("adam", "muon"):
         part = by_optimizer.xs(optimizer, level="optimizer") if optimizer in by_optimizer.index.get_level_values(
             "optimizer") else None
@@ -115,7 +120,8 @@ if results:
                         None if part is None else f"{int(part['better than LS'].sum())} of {int(part['methods'].sum())}")
 else:
     for name in ("summary_resolution", "summary_seeds", "summary_apt_adam_mean", "summary_apt_muon_mean",
-                 "summary_better_ls_adam", "summary_better_ls_muon"):
+                 "summary_apt_adam_counts", "summary_apt_muon_counts", "summary_better_ls_adam",
+                 "summary_better_ls_muon"):
         glue_or_missing(name, None)
 glue("summary_benchmarks", ", ".join(results) if results else "none", display=False)
 
@@ -147,8 +153,10 @@ else:
 # - **MTL methods against LS:** methods that beat LS with a resolved difference, over the benchmarks tabulated:
 #   {glue:text}`summary_better_ls_adam` under Adam, {glue:text}`summary_better_ls_muon` under Muon (table 1).
 # - **APT's effect:** mean paired change in Δm% over methods and benchmarks of {glue:text}`summary_apt_adam_mean`
-#   points for APT-Adam and {glue:text}`summary_apt_muon_mean` for APT-Muon (table 2; negative is better); which
-#   of our assumed rules matter, and whether a fixed smaller β does the same, is in {ref}`chapter-apt`.
+#   points for APT-Adam and {glue:text}`summary_apt_muon_mean` for APT-Muon (table 2; negative is better). Per
+#   method × benchmark pair, with a resolved paired difference: APT-Adam against Adam
+#   {glue:text}`summary_apt_adam_counts`; APT-Muon against Muon {glue:text}`summary_apt_muon_counts`. Which of
+#   our assumed rules matter, and whether a fixed smaller β does the same, is in {ref}`chapter-apt`.
 # - **Adam against SGD without the step-scale confound:** {glue:text}`summary_sgd_control` (the control of
 #   {ref}`chapter-multi`).
 #
