@@ -103,7 +103,7 @@ def profile_notes(name: str) -> pd.DataFrame:
     return pd.DataFrame({"why these sizes": [notes.get(p, "") for p in PROFILES]}, index=pd.Index(PROFILES, name="profile"))
 
 
-def wrapped(text: str, width: int = 88) -> str:
+def wrapped(text: str, width: int = 80) -> str:
     """Long messages folded for the page (every line of ``text`` wrapped at ``width``)."""
     return "\n".join(textwrap.fill(line, width, subsequent_indent="  ") for line in text.splitlines())
 
@@ -277,7 +277,8 @@ layout
 try:
     annotations = get_benchmark("celeba", data_dir).annotations()
     split_sizes = {split: len(annotations.split_indices(split)) for split in ("train", "val", "test")}
-    print(f"annotations read and cross-checked: {len(annotations.image_names):,} images, splits {split_sizes}")
+    print(wrapped(f"annotations read and cross-checked: {len(annotations.image_names):,} images, "
+                  f"splits {split_sizes}"))
 except DataMissingError as error:
     print(wrapped(f"annotations missing: {error}"))
 celeba_missing = missing_data("celeba")
