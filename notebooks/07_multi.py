@@ -279,8 +279,10 @@ if control and len(control.chosen):
     rho = control.rank_correlation
     glue("sgd_control_rho", "undefined (fewer than 3 methods)" if np.isnan(rho) else f"{rho:.2f}", display=False)
 else:
-    for key in ("sgd_control_adam", "sgd_control_lrs", "sgd_control_rho"):
-        glue(key, f"not measured in this build ({control_coverage})", display=False)
+    # the reason once, in the first sentence that uses these values
+    glue("sgd_control_lrs", f"not measured in this build ({control_coverage})", display=False)
+    for key in ("sgd_control_adam", "sgd_control_rho"):
+        glue(key, "not measured in this build", display=False)
 
 # %% [markdown]
 # Chosen learning rates: {glue:text}`sgd_control_lrs`. Against those tuned-SGD arms,
