@@ -74,6 +74,24 @@ def effect_counts(apt_effect: pd.DataFrame, apt: str) -> dict[str, int]:
     return {"better": better, "worse": worse, "unresolved": len(part) - better - worse, "methods": len(part)}
 
 
+EFFECT_COUNT_KEYS = ("better", "worse", "unresolved", "methods")
+
+
+def effect_counts_text(counts: dict[str, int], unit: str = "") -> str:
+    """'b better, w worse and u unresolved of n[ unit]' from ``effect_counts``-style counts (resolved paired
+    differences; "unresolved": the interval contains 0)."""
+    b, w, u, n = (int(counts[k]) for k in EFFECT_COUNT_KEYS)
+    return f"{b} better, {w} worse and {u} unresolved of {n}" + (f" {unit}" if unit else "")
+
+
+def apt_counts(by_apt: pd.DataFrame, apt: str) -> dict[str, int] | None:
+    """``effect_counts`` of one APT variant summed over the benchmarks of ``apt_table`` output; None if absent."""
+    if by_apt.empty or apt not in by_apt.index.get_level_values("apt"):
+        return None
+    part = by_apt.xs(apt, level="apt")
+    return {k: int(part[k].sum()) for k in EFFECT_COUNT_KEYS}
+
+
 def learning_curves(records: Sequence[dict[str, Any]],
                     value: Callable[[dict[str, float]], float] | None = None) -> pd.DataFrame:
     """Per MTL run and epoch: ``value(test metrics of that epoch)`` (default: the mean of the metrics, which is

@@ -45,7 +45,8 @@ from myst_nb import glue
 
 from apt.experiment import record_path
 from apt.grids import book_grids, claim1_configs, load_grid
-from apt.results import apt_table, diagnostic_medians, optimizer_table, stored_results
+from apt.results import (apt_counts, apt_table, diagnostic_medians, effect_counts_text, optimizer_table,
+                         stored_results)
 from apt.store import read_record
 
 # This page only reads the results store; the chapters train. (`make book` executes it after them.)
@@ -79,13 +80,13 @@ def sentence_vs_ls(optimizer: str) -> str:
 
 
 def sentence_apt(apt: str) -> str:
-    """'b better, w worse, u unresolved of n; mean difference d' for one APT variant."""
-    if by_apt.empty or apt not in by_apt.index.get_level_values("apt"):
+    """'b better, w worse and u unresolved of n ...; mean difference d' for one APT variant."""
+    counts = apt_counts(by_apt, apt)
+    if counts is None:
         return "not measured in this build"
-    part = by_apt.xs(apt, level="apt")
-    b, w, u, n = (int(part[c].sum()) for c in ("better", "worse", "unresolved", "methods"))
-    return (f"{b} better, {w} worse, {u} unresolved out of {n} method × benchmark pairs "
-            f"(mean paired change {part['mean difference'].mean():+.2f} Δm% points)")
+    mean = by_apt.xs(apt, level="apt")["mean difference"].mean()
+    return (f"{effect_counts_text(counts, 'method × benchmark pairs')} "
+            f"(mean paired change {mean:+.2f} Δm% points)")
 
 
 for optimizer in ("adam", "apt_adam", "muon", "apt_muon"):

@@ -46,7 +46,7 @@ from apt.metrics import delta_m
 from apt.published import method_key, published_table
 from apt.analysis import format_results, stl_baseline
 from apt.figures import apt_effect_figure, curves_per_optimizer_figure
-from apt.results import benchmark_results, effect_counts, learning_curves
+from apt.results import benchmark_results, effect_counts, effect_counts_text, learning_curves
 
 BENCHMARK = "qm9"
 cls = benchmark_class(BENCHMARK)
@@ -145,8 +145,7 @@ if results is not None and len(results.apt_effect):
     plt.show()
     for apt in ("apt_adam", "apt_muon"):
         c = effect_counts(results.apt_effect, apt)
-        glue(f"qm9_{apt}", f"{c['better']} better, {c['worse']} worse, {c['unresolved']} unresolved of {c['methods']}"
-             if c["methods"] else "not measured in this build", display=False)
+        glue(f"qm9_{apt}", effect_counts_text(c) if c["methods"] else "not measured in this build", display=False)
 else:
     print("No complete seed: no APT comparison in this build.")
     for apt in ("apt_adam", "apt_muon"):

@@ -52,7 +52,7 @@ from apt.experiment import run
 from apt.figures import OPTIMIZER_COLORS, apt_effect_figure, curves_per_optimizer_figure
 from apt.grids import BOOK_OPTIMIZERS, MULTI_BENCHMARKS, book_grids, load_grid
 from apt.analysis import format_results
-from apt.results import effect_counts, learning_curves, stored_results
+from apt.results import apt_counts, apt_table, effect_counts, effect_counts_text, learning_curves, stored_results
 
 # The cpu and full grids take hours (`make results` / `python -m apt grid`); the chapter renders what the store
 # holds and says what is missing. A smoke build trains its tiny grid so that every cell below runs in CI.
@@ -155,19 +155,11 @@ effect_summary = pd.DataFrame(summary_rows)
 effect_summary
 
 # %%
-def glue_counts(prefix: str, frame: pd.DataFrame) -> None:
-    """Glue 'b better, w worse, u unresolved of n' for each APT variant, summed over the benchmarks shown."""
-    for base in ("adam", "muon"):
-        part = frame[frame["APT on"] == base] if len(frame) else frame
-        if part.empty:
-            glue(f"{prefix}_{base}", "not measured in this build (no complete seed is stored)", display=False)
-            continue
-        b, w, u, n = (int(part[c].sum()) for c in ("better", "worse", "unresolved", "methods"))
-        glue(f"{prefix}_{base}", f"{b} better, {w} worse and {u} unresolved out of {n} method × benchmark pairs",
-             display=False)
-
-
-glue_counts("multi_apt", effect_summary)
+by_apt = apt_table(results)  # summed over the benchmarks shown
+for base in ("adam", "muon"):
+    counts = apt_counts(by_apt, f"apt_{base}")
+    glue(f"multi_apt_{base}", "not measured in this build (no complete seed is stored)" if counts is None
+         else effect_counts_text(counts, "method × benchmark pairs"), display=False)
 glue("multi_benchmarks_shown", ", ".join(results) or "none", display=False)
 
 # %% [markdown]

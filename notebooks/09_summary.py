@@ -34,7 +34,7 @@ from myst_nb import glue
 
 from apt.figures import OPTIMIZER_COLORS
 from apt.grids import book_grids, load_grid
-from apt.results import apt_table, optimizer_table, stored_results
+from apt.results import apt_counts, apt_table, effect_counts_text, optimizer_table, stored_results
 
 grids = book_grids(profile)
 coverage = {name: load_grid(g, profile, results_dir=results_dir, data_dir=data_dir) for name, g in grids.items()}
@@ -106,13 +106,10 @@ if results:
                     "undefined (one seed: no interval)")
     glue_or_missing("summary_seeds", ", ".join(str(s) for s in seeds))
     mean_by_apt = by_apt.groupby(level="apt")["mean difference"].mean()
-    counts_by_apt = by_apt.groupby(level="apt")[["better", "worse", "unresolved", "methods"]].sum()
     for apt in ("apt_adam", "apt_muon"):
         glue_or_missing(f"summary_{apt}_mean", f"{mean_by_apt[apt]:+.2f}" if apt in mean_by_apt else None)
-        c = counts_by_apt.loc[apt] if apt in counts_by_apt.index else None
-        glue_or_missing(f"summary_{apt}_counts", None if c is None else
-                        f"{int(c['better'])} better, {int(c['worse'])} worse and {int(c['unresolved'])} unresolved "
-                        f"of {int(c['methods'])}")
+        counts = apt_counts(by_apt, apt)
+        glue_or_missing(f"summary_{apt}_counts", None if counts is None else effect_counts_text(counts))
     for optimizer in ("adam", "muon"):
         part = by_optimizer.xs(optimizer, level="optimizer") if optimizer in by_optimizer.index.get_level_values(
             "optimizer") else None

@@ -96,3 +96,20 @@ def test_optimizer_and_apt_tables_by_hand() -> None:
     apt = apt_table(results).loc[("multi_mnist", "apt_adam")]
     assert apt["mean difference"] == pytest.approx((-3.75 - 2.5) / 2)
     assert apt["unresolved"] == 2 and apt["seeds"] == 2
+
+
+def test_apt_counts_sum_over_benchmarks_and_read_as_one_sentence() -> None:
+    import pandas as pd
+
+    from apt.results import apt_counts, apt_table, effect_counts_text
+
+    results = {"multi_mnist": benchmark_results(STL + RUNS, "multi_mnist")}
+    one = apt_counts(apt_table(results), "apt_adam")
+    assert one == {"better": 0, "worse": 0, "unresolved": 2, "methods": 2}
+    # two benchmarks with the same rows: every count doubles
+    twice = pd.concat([apt_table(results), apt_table(results).rename(index={"multi_mnist": "multi_fashion"})])
+    assert apt_counts(twice, "apt_adam") == {k: 2 * v for k, v in one.items()}
+    assert apt_counts(apt_table(results), "apt_muon") is None and apt_counts(pd.DataFrame(), "apt_adam") is None
+    assert effect_counts_text({"better": 3, "worse": 1, "unresolved": 10, "methods": 14}) == \
+        "3 better, 1 worse and 10 unresolved of 14"
+    assert effect_counts_text(one, "pairs") == "0 better, 0 worse and 2 unresolved of 2 pairs"
