@@ -16,14 +16,14 @@ import os
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from apt.benchmarks.toy import toy_losses
+from apt.benchmarks.toy import NASH_FAMO_FIRST_LOSS_SCALE, NASH_FAMO_INITIAL_POINTS, toy_losses
 from apt.mtl import SolverFailureWarning, make_method, mtl_backward
 from apt.optim import make_optimizer
 
@@ -84,13 +84,32 @@ class ToyRun:
     seed: int = 0
 
 
+# Chapter 2's runs: every method shown × these optimizer settings × the five Nash-MTL/FAMO starts. Muon uses its
+# `original` learning-rate scaling so that one Muon step has length lr, like an Adam step.
+CHAPTER_METHODS: tuple[str, ...] = ("ls", "mgda", "pcgrad", "cagrad", "imtl_g", "nash_mtl", "famo")
+CHAPTER_OPTIMIZERS: dict[str, dict[str, Any]] = {"sgd": {}, "adam": {}, "apt_adam": {},
+                                                 "muon": {"adjust_lr": "original"},
+                                                 "apt_muon": {"adjust_lr": "original"}}
+CHAPTER_LR = 2e-2
+
+
+def chapter_runs(steps: int, *, seed: int = 0) -> list[ToyRun]:
+    """Chapter 2's trajectories on the imbalanced toy (first loss × ``NASH_FAMO_FIRST_LOSS_SCALE``), ``steps`` long,
+    ordered optimizer, method, start. FAMO gets the losses' infima as ``min_losses``: the bowls reach −20, so
+    ℓ_1 ≥ −20 · scale and ℓ_2 ≥ −20 (the derivation is in the chapter)."""
+    scale = NASH_FAMO_FIRST_LOSS_SCALE
+    method_hp = {"famo": {"min_losses": [-20.0 * scale, -20.0]}}
+    return [ToyRun(method, optimizer, start, steps=steps, lr=CHAPTER_LR, method_hp=method_hp.get(method, {}),
+                   optimizer_hp=optimizer_hp, first_loss_scale=scale, seed=seed)
+            for optimizer, optimizer_hp in CHAPTER_OPTIMIZERS.items() for method in CHAPTER_METHODS
+            for start in NASH_FAMO_INITIAL_POINTS]
+
+
 def _compute(run: ToyRun) -> dict[str, Tensor]:
     # Solver failures are returned per step; one warning per failed solve would flood the output.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SolverFailureWarning)
-        return toy_trajectory(run.method, run.optimizer, run.start, steps=run.steps, lr=run.lr,
-                              method_hp=run.method_hp, optimizer_hp=run.optimizer_hp,
-                              first_loss_scale=run.first_loss_scale, seed=run.seed)
+        return toy_trajectory(**asdict(run))  # ToyRun's fields are toy_trajectory's parameters
 
 
 def _single_threaded_worker() -> None:

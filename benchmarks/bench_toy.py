@@ -2,8 +2,8 @@
 
     PYTHONPATH=. python benchmarks/bench_toy.py [--steps 200] [--workers N] [--json PATH]
 
-The runs are those of chapter 2 (every method shown × the five optimizer settings × the five Nash-MTL/FAMO
-starts) with fewer steps. Serial and parallel alternate over ``--rounds`` rounds; the ratio is of the medians.
+The runs are chapter 2's (``apt.toy_runs.chapter_runs``) with fewer steps. Serial and parallel alternate over
+``--rounds`` rounds; the ratio is of the medians.
 Process start-up (spawn, import of torch) is part of the parallel time, as it is in the chapter.
 """
 
@@ -13,21 +13,8 @@ import argparse
 import statistics
 import time
 
-from apt.benchmarks.toy import NASH_FAMO_FIRST_LOSS_SCALE, NASH_FAMO_INITIAL_POINTS
-from apt.toy_runs import ToyRun, available_cores, toy_trajectories
+from apt.toy_runs import available_cores, chapter_runs, toy_trajectories
 from report import save_measurements
-
-METHODS = ("ls", "mgda", "pcgrad", "cagrad", "imtl_g", "nash_mtl", "famo")
-OPTIMIZERS = {"sgd": {}, "adam": {}, "apt_adam": {}, "muon": {"adjust_lr": "original"},
-              "apt_muon": {"adjust_lr": "original"}}
-
-
-def chapter_runs(steps: int) -> list[ToyRun]:
-    """The chapter's trajectories, ``steps`` long."""
-    return [ToyRun(method, optimizer, start, steps=steps, lr=2e-2, optimizer_hp=hp,
-                   method_hp={"min_losses": [-20.0 * NASH_FAMO_FIRST_LOSS_SCALE, -20.0]} if method == "famo" else {},
-                   first_loss_scale=NASH_FAMO_FIRST_LOSS_SCALE)
-            for optimizer, hp in OPTIMIZERS.items() for method in METHODS for start in NASH_FAMO_INITIAL_POINTS]
 
 
 def main() -> None:

@@ -51,7 +51,7 @@ from myst_nb import glue
 
 from apt.benchmarks import toy
 from apt.mtl import METHODS, aggregate, method_info
-from apt.toy_runs import ToyRun, toy_trajectories
+from apt.toy_runs import CHAPTER_LR, CHAPTER_METHODS, CHAPTER_OPTIMIZERS, chapter_runs, toy_trajectories
 
 STEPS = {"smoke": 25, "cpu": 1000, "full": 20000}[profile]
 print(f"profile {profile}: {STEPS} steps per trajectory")
@@ -150,11 +150,10 @@ plt.show()
 # (up to 8); each is deterministic, and the test suite checks that the parallel result equals the serial one.
 
 # %%
-METHODS_SHOWN = ["ls", "mgda", "pcgrad", "cagrad", "imtl_g", "nash_mtl", "famo"]
-OPTIMIZERS_SHOWN = {"sgd": {}, "adam": {}, "apt_adam": {}, "muon": {"adjust_lr": "original"},
-                    "apt_muon": {"adjust_lr": "original"}}
-LR = 2e-2
-METHOD_HP = {"famo": {"min_losses": [-20.0 * SCALE, -20.0]}}
+# The runs (apt.toy_runs.chapter_runs): these methods × these optimizer settings (with their options) × the
+# five starts; FAMO gets the min_losses derived above.
+METHODS_SHOWN, OPTIMIZERS_SHOWN, LR = CHAPTER_METHODS, CHAPTER_OPTIMIZERS, CHAPTER_LR
+print(f"methods {list(METHODS_SHOWN)}; optimizers {OPTIMIZERS_SHOWN}; lr {LR}")
 
 
 def distance_to_pareto(points: np.ndarray) -> np.ndarray:
@@ -162,12 +161,10 @@ def distance_to_pareto(points: np.ndarray) -> np.ndarray:
     return np.min(np.linalg.norm(points[:, None, :] - pareto[None, :, :], axis=-1), axis=1)
 
 
-specs = [ToyRun(method, optimizer, start, steps=STEPS, lr=LR, method_hp=METHOD_HP.get(method, {}),
-                optimizer_hp=optimizer_hp, first_loss_scale=SCALE, seed=seed)
-         for optimizer, optimizer_hp in OPTIMIZERS_SHOWN.items() for method in METHODS_SHOWN
-         for start in toy.NASH_FAMO_INITIAL_POINTS]
-# One process per core (at most 8): the trajectories are independent and each is deterministic, so the result is the same
-# as computing them one after another. (No progress bar at the smoke size: the tests compare this cell's output.)
+specs = chapter_runs(STEPS, seed=seed)
+# One process per core (at most 8): the trajectories are independent and each is deterministic, so the result is
+# the same as computing them one after another. (No progress bar at the smoke size: the tests compare this cell's
+# output.)
 outputs = toy_trajectories(specs, progress=profile != "smoke")
 trajectories, rows, failure_rows = {}, [], []
 for spec, out in zip(specs, outputs):

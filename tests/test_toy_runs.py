@@ -89,3 +89,16 @@ def test_default_worker_count_is_capped(monkeypatch) -> None:
     runs = [ToyRun("ls", "sgd", start, steps=1, lr=0.1) for start in NASH_FAMO_INITIAL_POINTS] * 4
     assert len(toy_trajectories(runs, progress=False)) == len(runs)
     assert seen == [toy_runs.MAX_DEFAULT_WORKERS]
+
+
+def test_chapter_runs_cover_every_method_optimizer_and_start_with_their_options() -> None:
+    from apt.toy_runs import CHAPTER_METHODS, CHAPTER_OPTIMIZERS, chapter_runs
+
+    runs = chapter_runs(7, seed=3)
+    assert len(runs) == len(CHAPTER_METHODS) * len(CHAPTER_OPTIMIZERS) * len(NASH_FAMO_INITIAL_POINTS)
+    assert {(r.method, r.optimizer, r.start) for r in runs} == {
+        (m, o, s) for m in CHAPTER_METHODS for o in CHAPTER_OPTIMIZERS for s in NASH_FAMO_INITIAL_POINTS}
+    assert all(r.steps == 7 and r.seed == 3 and r.first_loss_scale == NASH_FAMO_FIRST_LOSS_SCALE for r in runs)
+    famo = next(r for r in runs if r.method == "famo")
+    assert famo.method_hp == {"min_losses": [-20.0 * NASH_FAMO_FIRST_LOSS_SCALE, -20.0]}
+    assert next(r for r in runs if r.optimizer == "muon").optimizer_hp == {"adjust_lr": "original"}
