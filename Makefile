@@ -11,7 +11,8 @@ TORCH_PIN := $(shell sed -n 's/^ *"\(torch==[^"]*\)",*$$/\1/p' pyproject.toml)
 PROFILE ?= cpu
 DEVICE ?= cpu
 # glibc's default allocator makes QM9's large per-edge tensors 2-3x slower and unstable (TOOLCHAIN.md); the
-# same values as apt/allocator.py, which gives them to `python -m apt` and its Ray workers.
+# same values as apt/allocator.py, which gives them to `python -m apt`, scripts/execute_notebooks.py and Ray
+# workers; exported here for pytest's own processes.
 export MALLOC_MMAP_MAX_ := 0
 export MALLOC_TRIM_THRESHOLD_ := 100000000000
 

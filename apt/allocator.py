@@ -4,8 +4,9 @@ Each QM9 batch of 120 complete graphs builds a ~630 MB per-edge weight tensor. W
 allocator, every such tensor is a fresh ``mmap`` that is returned and zeroed again at the next batch, which
 made training 2–3× slower and unstable here (``../shared/TOOLCHAIN.md``; measured again: one QM9 `cpu` epoch of
 LS + Adam took 64 s without these settings and 35–45 s with them, on a shared 2-core machine). glibc reads
-them only when a process starts, so the command line re-executes itself once with them set (the Makefile
-exports the same values for ``make``'s notebooks).
+them only when a process starts, so the command line (``python -m apt``) and the notebook runner
+(``scripts/execute_notebooks.py``, whose kernels inherit its environment) re-execute themselves once with them
+set; the Makefile exports the same values for the test suite's own processes.
 """
 
 from __future__ import annotations

@@ -49,17 +49,21 @@ def test_reexec_replaces_the_process_with_the_same_command_and_the_settings(glib
     assert len(calls) == 1  # nothing missing: no second exec, so the re-executed process cannot loop
 
 
-def test_the_command_line_runs_with_the_settings_when_started_without_them(tmp_path) -> None:
-    # The child prints its own environment through the CLI's normal path: `list` on an empty results folder,
-    # wrapped so that the re-executed interpreter reports what it received.
-    script = ("import os, runpy, sys; sys.argv = ['apt', 'list', '--results-dir', sys.argv[1]];"
-              "import atexit; atexit.register(lambda: print('ENV', os.environ.get('MALLOC_MMAP_MAX_'), "
-              "os.environ.get('MALLOC_TRIM_THRESHOLD_')));"
-              "runpy.run_module('apt', run_name='__main__')")
+@pytest.mark.parametrize("entry", [
+    "runpy.run_module('apt', run_name='__main__')",  # python -m apt list --results-dir DIR
+    "runpy.run_path('scripts/execute_notebooks.py', run_name='__main__')",  # ... --help
+])
+def test_entry_points_run_with_the_settings_when_started_without_them(tmp_path, entry) -> None:
+    # The re-executed interpreter reports, at exit, the environment it received.
+    argv = (["apt", "list", "--results-dir", str(tmp_path)] if "run_module" in entry
+            else ["execute_notebooks.py", "--help"])
+    script = (f"import atexit, os, runpy, sys; sys.argv = {argv!r};"
+              "atexit.register(lambda: print('ENV', os.environ.get('MALLOC_MMAP_MAX_'), "
+              "os.environ.get('MALLOC_TRIM_THRESHOLD_')));" + entry)
     env = {k: v for k, v in os.environ.items() if k not in GLIBC_ALLOCATOR_ENV and k != OPT_OUT}
-    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, env=env,
-                          cwd=ROOT, timeout=120)
     if allocator.platform.libc_ver()[0] != "glibc":
-        pytest.skip("not glibc: the command line keeps the allocator as it is")
+        pytest.skip("not glibc: the entry points keep the allocator as it is")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=ROOT,
+                          timeout=120)
     assert done.returncode == 0, done.stderr
     assert "ENV 0 100000000000" in done.stdout, done.stdout
