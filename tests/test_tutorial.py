@@ -10,7 +10,7 @@ from pathlib import Path
 import matplotlib
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from apt import tutorial
@@ -242,11 +242,14 @@ def test_layer_task_gradients_rejects_a_name_that_is_no_weight_matrix():
 
 @settings(max_examples=20, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1))
+@example(seed=24731)
 def test_task_cosines_are_cosines_of_flattened_matrices(seed):
     generator = torch.Generator().manual_seed(seed)
     update, tasks = torch.randn(3, 4, generator=generator), torch.randn(2, 3, 4, generator=generator)
-    expected = torch.stack([torch.nn.functional.cosine_similarity(update.flatten(), t.flatten(), dim=0)
-                            for t in tasks]).double()
+    # the reference in float64 too: task_cosines computes in float64, and a float32 reference cast up afterwards
+    # differs by ~1e-7 for some seeds (found by hypothesis at seed 24731), beyond float64's default tolerance
+    expected = torch.stack([torch.nn.functional.cosine_similarity(update.double().flatten(), t.double().flatten(), dim=0)
+                            for t in tasks])
     torch.testing.assert_close(tutorial.task_cosines(update, tasks), expected)
 
 
