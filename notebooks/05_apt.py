@@ -81,6 +81,7 @@ from apt.figures import paired_difference_forest
 from apt.grids import ABLATION_BENCHMARK, ABLATION_SEEDS, ablation_arms, ablation_baselines
 from apt.metrics import delta_m
 from apt.optim.assumptions import ASSUMPTIONS, register_myst
+from apt.results import wrapped
 
 glue("apt_register", Markdown(register_myst()), display=False)
 glue("apt_n_assumptions", len(ASSUMPTIONS), display=False)
@@ -132,8 +133,8 @@ arms = {family: [(v, c) for v, c in pairs if c.seed in complete] for family, pai
 stl_configs = [c for c in stl_configs if c.seed in complete]
 # NBVAL_IGNORE_OUTPUT
 # (how much is stored depends on the store)
-print(f"{len(stored)} of {len(configs)} ablation runs and baselines stored (profile {profile}); "
-      f"complete seeds: {complete or 'none'}")
+print(wrapped(f"{len(stored)} of {len(configs)} ablation runs and baselines stored (profile {profile}); "
+              f"complete seeds: {complete or 'none'}"))
 
 # %% [markdown]
 # Per run we keep: the test metrics (mean of the last 3 epochs, the benchmark's reporting rule, also at this

@@ -46,7 +46,7 @@ from apt.metrics import delta_m
 from apt.published import method_key, published_table
 from apt.analysis import format_results, stl_baseline
 from apt.figures import apt_effect_figure, curves_per_optimizer_figure
-from apt.results import benchmark_results, effect_counts, effect_counts_text, learning_curves
+from apt.results import benchmark_results, effect_counts, effect_counts_text, learning_curves, wrapped
 
 BENCHMARK = "qm9"
 cls = benchmark_class(BENCHMARK)
@@ -78,7 +78,7 @@ pd.DataFrame({
 complete = stored.complete_seeds()
 # NBVAL_IGNORE_OUTPUT
 # (depends on the store)
-print(f"{stored.coverage}; complete seeds: {complete or 'none'}")
+print(wrapped(f"{stored.coverage}; complete seeds: {complete or 'none'}"))
 print(f"grid: {len(grid.methods)} methods × {len(grid.optimizers)} optimizers × seeds {list(grid.seeds)}")
 results = benchmark_results(stored.complete_records(), BENCHMARK) if complete else None
 
@@ -92,8 +92,8 @@ if results is not None:
     print(f"profile {profile}; Δm% against {results.baseline_label}")
     display(format_results(results.arms.set_index(["method", "optimizer"])))  # noqa: F821 (IPython builtin)
 else:
-    print(f"No complete seed of the QM9 grid is stored in this build (profile {profile}): "
-          f"`python -m apt grid --profile {profile} --benchmarks qm9` computes it.")
+    print(wrapped(f"No complete seed of the QM9 grid is stored in this build (profile {profile}): "
+                  f"`python -m apt grid --profile {profile} --benchmarks qm9` computes it."))
 
 # %% [markdown]
 # ## Next to the published Adam rows

@@ -52,7 +52,8 @@ from apt.experiment import run
 from apt.figures import OPTIMIZER_COLORS, apt_effect_figure, curves_per_optimizer_figure
 from apt.grids import BOOK_OPTIMIZERS, MULTI_BENCHMARKS, book_grids, load_grid
 from apt.analysis import format_results
-from apt.results import apt_counts, apt_table, effect_counts, effect_counts_text, learning_curves, stored_results
+from apt.results import (apt_counts, apt_table, effect_counts, effect_counts_text, learning_curves, stored_results,
+                         wrapped)
 
 # The cpu and full grids take hours (`make results` / `python -m apt grid`); the chapter renders what the store
 # holds and says what is missing. A smoke build trains its tiny grid so that every cell below runs in CI.
@@ -219,8 +220,8 @@ if TRAIN_MISSING:
 control, control_coverage = stored_step_scale_control(profile, results_dir=results_dir, data_dir=data_dir)
 # NBVAL_IGNORE_OUTPUT
 # (what is stored depends on the store)
-print(f"SGD control, profile {profile}, seeds {list(SGD_CONTROL_SEEDS[profile])}:\n  {control_coverage}"
-      + ("" if control else "\n  -> not tabulated in this build"))
+print(wrapped(f"SGD control, profile {profile}, seeds {list(SGD_CONTROL_SEEDS[profile])}: {control_coverage}"
+              + ("" if control else "; not tabulated in this build")))
 
 # %% [markdown]
 # The scan: mean validation score $\bar v$ (%) per method and learning rate; "diverged" marks a learning rate at

@@ -68,6 +68,7 @@ from apt.data_dir import data_dir as resolve_data_dir
 from apt.experiment import default_results_dir
 from apt.mtl import METHODS
 from apt.published import best_published, method_key, published_baseline, published_table
+from apt.results import wrapped
 from apt.store import load_records
 from apt.sweep import grid
 
@@ -101,11 +102,6 @@ def protocol_table(name: str) -> pd.DataFrame:
 def profile_notes(name: str) -> pd.DataFrame:
     notes = benchmark_class(name).profile_notes
     return pd.DataFrame({"why these sizes": [notes.get(p, "") for p in PROFILES]}, index=pd.Index(PROFILES, name="profile"))
-
-
-def wrapped(text: str, width: int = 80) -> str:
-    """Long messages folded for the page (every line of ``text`` wrapped at ``width``)."""
-    return "\n".join(textwrap.fill(line, width, subsequent_indent="  ") for line in text.splitlines())
 
 
 def missing_data(name: str, prof: str = "full") -> str | None:
