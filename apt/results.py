@@ -88,7 +88,8 @@ def effect_counts_text(counts: dict[str, int], unit: str = "") -> str:
 def wrapped(text: str, width: int = 80) -> str:
     """``text`` folded for the book page: every line wrapped at ``width`` characters, continuations indented by
     two spaces (a notebook's printed output is clipped, not wrapped, at the page's width)."""
-    return "\n".join(textwrap.fill(line, width, subsequent_indent="  ", break_on_hyphens=False) for line in text.splitlines())
+    return "\n".join(textwrap.fill(line, width, subsequent_indent="  ", break_on_hyphens=False)
+                     for line in text.splitlines())
 
 
 def apt_counts(by_apt: pd.DataFrame, apt: str) -> dict[str, int] | None:
