@@ -67,6 +67,13 @@ def benchmark_results(records: Sequence[dict[str, Any]], benchmark: str,
     return BenchmarkResults(benchmark, names, runs, arms, apt_effect, str(runs["delta_m_baseline"].iloc[0]))
 
 
+def benchmarks_text(results: dict[str, BenchmarkResults]) -> str:
+    """'multi_fashion (2 seeds), qm9 (1 seed)': each benchmark tabulated with the number of seeds its table
+    averages (every arm of a table has the same seeds), or 'none'."""
+    counts = {name: int(res.arms["n_seeds"].min()) for name, res in results.items()}
+    return ", ".join(f"{name} ({n} seed{'' if n == 1 else 's'})" for name, n in counts.items()) or "none"
+
+
 def effect_counts(apt_effect: pd.DataFrame, apt: str) -> dict[str, int]:
     """How many methods APT (``apt``) resolvedly improves (d < 0), resolvedly worsens, or leaves unresolved."""
     part = apt_effect[apt_effect["apt"] == apt]

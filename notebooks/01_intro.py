@@ -45,8 +45,8 @@ from myst_nb import glue
 
 from apt.experiment import record_path
 from apt.grids import book_grids, claim1_configs, load_grid
-from apt.results import (apt_counts, apt_table, diagnostic_medians, effect_counts_text, optimizer_table,
-                         stored_results)
+from apt.results import (apt_counts, apt_table, benchmarks_text, diagnostic_medians, effect_counts_text,
+                         optimizer_table, stored_results)
 from apt.store import read_record
 
 # This page only reads the results store; the chapters train. (`make book` executes it after them.)
@@ -101,8 +101,7 @@ for optimizer in ("adam", "apt_adam", "muon", "apt_muon"):
     glue(f"intro_vs_ls_{optimizer}", sentence_vs_ls(optimizer), display=False)
 for apt in ("apt_adam", "apt_muon"):
     glue(f"intro_{apt}", sentence_apt(apt), display=False)
-shown = [f"{name} ({len(coverage[name].complete_seeds())} seed(s))" for name in results]
-glue("intro_benchmarks", ", ".join(shown) if shown else "none yet", display=False)
+glue("intro_benchmarks", benchmarks_text(results), display=False)
 glue("intro_profile", profile, display=False)
 # NBVAL_IGNORE_OUTPUT
 # (depends on the store)

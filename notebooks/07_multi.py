@@ -52,8 +52,8 @@ from apt.experiment import run
 from apt.figures import OPTIMIZER_COLORS, apt_effect_figure, curves_per_optimizer_figure
 from apt.grids import BOOK_OPTIMIZERS, MULTI_BENCHMARKS, book_grids, load_grid
 from apt.analysis import format_results
-from apt.results import (apt_counts, apt_table, effect_counts, effect_counts_text, learning_curves, stored_results,
-                         wrapped)
+from apt.results import (apt_counts, apt_table, benchmarks_text, effect_counts, effect_counts_text, learning_curves,
+                         stored_results, wrapped)
 
 # The cpu and full grids take hours (`make results` / `python -m apt grid`); the chapter renders what the store
 # holds and says what is missing. A smoke build trains its tiny grid so that every cell below runs in CI.
@@ -161,7 +161,7 @@ for base in ("adam", "muon"):
     counts = apt_counts(by_apt, f"apt_{base}")
     glue(f"multi_apt_{base}", "not measured in this build (no complete seed is stored)" if counts is None
          else effect_counts_text(counts, "method × benchmark pairs"), display=False)
-glue("multi_benchmarks_shown", ", ".join(results) or "none", display=False)
+glue("multi_benchmarks_shown", benchmarks_text(results), display=False)
 
 # %% [markdown]
 # ## Learning curves

@@ -34,7 +34,7 @@ from myst_nb import glue
 
 from apt.figures import OPTIMIZER_COLORS
 from apt.grids import book_grids, load_grid
-from apt.results import apt_counts, apt_table, effect_counts_text, optimizer_table, stored_results
+from apt.results import apt_counts, apt_table, benchmarks_text, effect_counts_text, optimizer_table, stored_results
 
 grids = book_grids(profile)
 coverage = {name: load_grid(g, profile, results_dir=results_dir, data_dir=data_dir) for name, g in grids.items()}
@@ -101,10 +101,8 @@ def glue_or_missing(name: str, value: object) -> None:
 
 if results:
     halves = pd.concat([res.apt_effect["ci95"] for res in results.values()])
-    seeds = sorted({int(res.arms["n_seeds"].min()) for res in results.values()})
     glue_or_missing("summary_resolution", f"{np.nanmedian(halves.to_numpy()):.2f}" if halves.notna().any() else
                     "undefined (one seed: no interval)")
-    glue_or_missing("summary_seeds", ", ".join(str(s) for s in seeds))
     mean_by_apt = by_apt.groupby(level="apt")["mean difference"].mean()
     for apt in ("apt_adam", "apt_muon"):
         glue_or_missing(f"summary_{apt}_mean", f"{mean_by_apt[apt]:+.2f}" if apt in mean_by_apt else None)
@@ -116,11 +114,11 @@ if results:
         glue_or_missing(f"summary_better_ls_{optimizer}",
                         None if part is None else f"{int(part['better than LS'].sum())} of {int(part['methods'].sum())}")
 else:
-    for name in ("summary_resolution", "summary_seeds", "summary_apt_adam_mean", "summary_apt_muon_mean",
+    for name in ("summary_resolution", "summary_apt_adam_mean", "summary_apt_muon_mean",
                  "summary_apt_adam_counts", "summary_apt_muon_counts", "summary_better_ls_adam",
                  "summary_better_ls_muon"):
         glue_or_missing(name, None)
-glue("summary_benchmarks", ", ".join(results) if results else "none", display=False)
+glue("summary_benchmarks", benchmarks_text(results), display=False)
 
 # %%
 from apt.step_scale import stored_step_scale_control
@@ -140,7 +138,7 @@ else:
 # %% [markdown]
 # ## Conclusions this build supports
 #
-# Benchmarks tabulated: {glue:text}`summary_benchmarks`, with {glue:text}`summary_seeds` complete seed(s). The
+# Benchmarks tabulated, with the complete seeds each table averages: {glue:text}`summary_benchmarks`. The
 # median 95% half-width of a paired APT − base difference is {glue:text}`summary_resolution` Δm% points:
 # smaller effects cannot be resolved with these seeds, whatever their sign.
 #

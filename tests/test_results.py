@@ -7,7 +7,7 @@ import math
 import pytest
 
 from apt.analysis import format_results
-from apt.results import benchmark_results, effect_counts, learning_curves, wrapped
+from apt.results import benchmark_results, benchmarks_text, effect_counts, learning_curves, wrapped
 
 INFO = {"task_names": ["left", "right"], "metric_names": ["acc_left", "acc_right"],
         "metric_higher_better": [True, True], "metric_task": [0, 1]}
@@ -122,3 +122,10 @@ def test_wrapped_folds_every_line_at_the_width_and_indents_continuations():
     assert max(map(len, lines)) <= 30 and lines[-1] == "short line"
     assert all(line.startswith("  ") for line in lines[1:-1]) and not lines[0].startswith(" ")
     assert folded.replace("\n  ", " ").replace("\n", " ").split() == text.split()
+
+
+def test_benchmarks_text_names_each_table_with_the_seeds_it_averages():
+    two_seeds = benchmark_results(STL + RUNS, "multi_mnist")
+    one_seed = benchmark_results([r for r in STL + RUNS if r["config"]["seed"] == 0], "multi_mnist")
+    assert benchmarks_text({"multi_mnist": two_seeds, "qm9": one_seed}) == "multi_mnist (2 seeds), qm9 (1 seed)"
+    assert benchmarks_text({}) == "none"
