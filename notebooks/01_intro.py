@@ -46,7 +46,7 @@ from myst_nb import glue
 from apt.experiment import record_path
 from apt.grids import book_grids, claim1_configs, load_grid
 from apt.results import (apt_counts, apt_table, benchmarks_text, diagnostic_medians, effect_counts_text,
-                         optimizer_table, stored_results)
+                         optimizer_table, stored_results, wrapped)
 from apt.store import read_record
 
 # This page only reads the results store; the chapters train. (`make book` executes it after them.)
@@ -105,7 +105,7 @@ glue("intro_benchmarks", benchmarks_text(results), display=False)
 glue("intro_profile", profile, display=False)
 # NBVAL_IGNORE_OUTPUT
 # (depends on the store)
-print({name: loaded.coverage for name, loaded in coverage.items()})
+print(wrapped("\n".join(loaded.coverage for loaded in coverage.values())))
 
 # %% [markdown]
 # ## The answer so far, in numbers

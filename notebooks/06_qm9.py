@@ -117,7 +117,7 @@ for printed, key in keys.items():
             row[f"our MR ({profile}, Adam)"] = float(ours_row["mean_rank"].iloc[0])
     rows.append(row)
 comparison = pd.DataFrame(rows).set_index("method")
-print(published.attrs.get("source", ""))
+print(wrapped(published.attrs.get("source", "")))
 comparison.round(2)
 
 # %%
