@@ -13,7 +13,6 @@ stored records of one grid (``apt.grids.load_grid``) and the single-task baselin
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,13 +89,6 @@ def effect_counts_text(counts: dict[str, int], unit: str = "") -> str:
     differences; "unresolved": the interval contains 0)."""
     b, w, u, n = (int(counts[k]) for k in EFFECT_COUNT_KEYS)
     return f"{b} better, {w} worse and {u} unresolved of {n}" + (f" {unit}" if unit else "")
-
-
-def wrapped(text: str, width: int = 80) -> str:
-    """``text`` folded for the book page: every line wrapped at ``width`` characters, continuations indented by
-    two spaces (a notebook's printed output is clipped, not wrapped, at the page's width)."""
-    return "\n".join(textwrap.fill(line, width, subsequent_indent="  ", break_on_hyphens=False)
-                     for line in text.splitlines())
 
 
 def apt_counts(by_apt: pd.DataFrame, apt: str) -> dict[str, int] | None:

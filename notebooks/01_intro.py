@@ -45,8 +45,9 @@ from myst_nb import glue
 
 from apt.experiment import record_path
 from apt.grids import book_grids, claim1_configs, load_grid
+from apt.page import wrapped
 from apt.results import (apt_counts, apt_table, benchmarks_text, diagnostic_medians, effect_counts_text,
-                         optimizer_table, stored_results, wrapped)
+                         optimizer_table, stored_results)
 from apt.store import read_record
 
 # This page only reads the results store; the chapters train. (`make book` executes it after them.)

@@ -51,6 +51,7 @@ from myst_nb import glue
 
 from apt.benchmarks import toy
 from apt.mtl import METHODS, aggregate, method_info
+from apt.page import wrapped
 from apt.toy_runs import CHAPTER_LR, CHAPTER_METHODS, CHAPTER_OPTIMIZERS, chapter_runs, toy_trajectories
 
 STEPS = {"smoke": 25, "cpu": 1000, "full": 20000}[profile]
@@ -153,7 +154,7 @@ plt.show()
 # The runs (apt.toy_runs.chapter_runs): these methods × these optimizer settings (with their options) × the
 # five starts; FAMO gets the min_losses derived above.
 METHODS_SHOWN, OPTIMIZERS_SHOWN, LR = CHAPTER_METHODS, CHAPTER_OPTIMIZERS, CHAPTER_LR
-print(f"methods {list(METHODS_SHOWN)}; optimizers {OPTIMIZERS_SHOWN}; lr {LR}")
+print(wrapped(f"methods {list(METHODS_SHOWN)}; optimizers {OPTIMIZERS_SHOWN}; lr {LR}"))
 
 
 def distance_to_pareto(points: np.ndarray) -> np.ndarray:

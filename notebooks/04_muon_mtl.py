@@ -89,6 +89,7 @@ from apt.analysis import mean_ci, paired_difference
 from apt.config import Config
 from apt.experiment import record_path, run
 from apt.optim.spectra import alignment_frame, effective_rank_frame, spectra_frame
+from apt.page import wrapped
 
 BENCHMARK = "multi_mnist"
 METHODS = ["ls", "mgda", "imtl_g", "nash_mtl", "fairgrad"]
@@ -137,8 +138,8 @@ columns = {"alignment": "ā", "spread": "D̄", "relative_spread": "R = D̄/ā", 
 by_arm = runs.groupby(["method", "optimizer"])[list(columns)].mean()
 by_arm = by_arm.loc[[(m, o) for o in OPTIMIZERS for m in METHODS]].rename(columns=columns)
 by_arm.index = [f"{LABEL[m]} + {o.capitalize()}" for m, o in by_arm.index]
-print(f"per-run means over recorded steps, averaged over seeds {SEEDS} (profile {profile}); "
-      "accuracies: test, mean of the last 3 epochs")
+print(wrapped(f"per-run means over recorded steps, averaged over seeds {SEEDS} (profile {profile}); "
+              "accuracies: test, mean of the last 3 epochs"))
 by_arm.round(3)
 
 # %% [markdown]
@@ -229,11 +230,11 @@ def readable(differences: pd.DataFrame, by: str) -> pd.DataFrame:
     return table.rename(columns={"relative_spread": "ΔR", "spread": "ΔD̄", "alignment": "Δā"})
 
 
-print(f"LS + Muon minus each method + Adam, paired by seed (profile {profile}, seeds {SEEDS}; * = resolved)")
+print(wrapped(f"LS + Muon minus each method + Adam, paired by seed (profile {profile}, seeds {SEEDS}; * = resolved)"))
 readable(versus_methods, "comparison")
 
 # %%
-print(f"Muon minus Adam within each method, paired by seed (profile {profile}, seeds {SEEDS}; * = resolved)")
+print(wrapped(f"Muon minus Adam within each method, paired by seed (profile {profile}, seeds {SEEDS}; * = resolved)"))
 readable(muon_minus_adam, "method")
 
 # %% [markdown]

@@ -81,7 +81,7 @@ from apt.figures import paired_difference_forest
 from apt.grids import ABLATION_BENCHMARK, ABLATION_SEEDS, ablation_arms, ablation_baselines
 from apt.metrics import delta_m
 from apt.optim.assumptions import ASSUMPTIONS, register_myst
-from apt.results import wrapped
+from apt.page import wrapped
 
 glue("apt_register", Markdown(register_myst()), display=False)
 glue("apt_n_assumptions", len(ASSUMPTIONS), display=False)

@@ -46,7 +46,8 @@ from apt.metrics import delta_m
 from apt.published import method_key, published_table
 from apt.analysis import format_results, stl_baseline
 from apt.figures import apt_effect_figure, curves_per_optimizer_figure
-from apt.results import benchmark_results, effect_counts, effect_counts_text, learning_curves, wrapped
+from apt.page import wrapped
+from apt.results import benchmark_results, effect_counts, effect_counts_text, learning_curves
 
 BENCHMARK = "qm9"
 cls = benchmark_class(BENCHMARK)

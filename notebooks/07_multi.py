@@ -52,8 +52,9 @@ from apt.experiment import run
 from apt.figures import OPTIMIZER_COLORS, apt_effect_figure, curves_per_optimizer_figure
 from apt.grids import BOOK_OPTIMIZERS, MULTI_BENCHMARKS, book_grids, load_grid
 from apt.analysis import format_results
+from apt.page import wrapped
 from apt.results import (apt_counts, apt_table, benchmarks_text, effect_counts, effect_counts_text, learning_curves,
-                         stored_results, wrapped)
+                         stored_results)
 
 # The cpu and full grids take hours (`make results` / `python -m apt grid`); the chapter renders what the store
 # holds and says what is missing. A smoke build trains its tiny grid so that every cell below runs in CI.

@@ -52,7 +52,6 @@ results_dir = None
 
 # %% tags=["hide-input"]
 import shlex
-import textwrap
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -68,7 +67,7 @@ from apt.data_dir import data_dir as resolve_data_dir
 from apt.experiment import default_results_dir
 from apt.mtl import METHODS
 from apt.published import best_published, method_key, published_baseline, published_table
-from apt.results import wrapped
+from apt.page import command_lines, wrapped
 from apt.store import load_records
 from apt.sweep import grid
 
@@ -116,8 +115,7 @@ def missing_data(name: str, prof: str = "full") -> str | None:
 
 def print_command(name: str) -> None:
     """Print the GPU sweep command of ``name`` wrapped at 90 characters with shell line continuations."""
-    lines = textwrap.wrap(sweep_command(name)[0], 90, break_on_hyphens=False, break_long_words=False)
-    print(" \\\n    ".join(lines))
+    print(command_lines(sweep_command(name)[0], 90))
 
 
 def sweep_command(name: str) -> tuple[str, int, int]:

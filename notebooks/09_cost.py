@@ -38,6 +38,7 @@ from pathlib import Path
 import pandas as pd
 
 from apt.data_dir import REPO_ROOT
+from apt.page import command_lines, wrapped
 
 # Speed measurements belong to a machine, not to a profile: one folder for all profiles.
 COST_DIR = REPO_ROOT / "results" / "cost"
@@ -49,10 +50,11 @@ def load(name: str) -> dict | None:
 
 
 def provenance(measurement: dict) -> str:
+    """Where and how a measurement was taken: its date, machine and git revision, then its command (foldable)."""
     env = measurement["environment"]
-    return (f"`{measurement['command']}` on {measurement['date']}: torch {env['torch']}, {env['cpu_count']} CPUs "
-            f"({env['processor']}), {measurement.get('threads', env['torch_threads'])} threads, "
-            f"git {env['git_revision']}")
+    return (wrapped(f"{measurement['date']}: torch {env['torch']}, {env['cpu_count']} CPUs ({env['processor']}), "
+                    f"{measurement.get('threads', env['torch_threads'])} threads, git {env['git_revision']}; command:")
+            + "\n" + command_lines(measurement["command"]))
 
 
 # %% [markdown]
@@ -76,7 +78,7 @@ for benchmark in ("qm9", "celeba"):
     frame.insert(0, "median s", pd.Series(measurement["median_seconds"]))
     tables[benchmark] = frame
     print(f"{benchmark}: K = {measurement['n_tasks']}, {measurement['shared_parameters']:,} shared parameters, "
-          f"batch {measurement['batch_size']}, {measurement['rounds']} rounds\n  {provenance(measurement)}")
+          f"batch {measurement['batch_size']}, {measurement['rounds']} rounds\n{provenance(measurement)}")
     display(frame.round(2))
 
 # %% [markdown]

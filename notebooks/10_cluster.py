@@ -53,6 +53,7 @@ from apt.benchmarks import BENCHMARKS, Protocol, benchmark_class
 from apt.data_dir import REPO_ROOT
 from apt.data_dir import data_dir as resolve_data_dir
 from apt.mtl import METHODS
+from apt.page import command_lines
 from apt.sweep import grid
 from apt.sweep_ray import CPUS_PER_RUN
 
@@ -125,7 +126,7 @@ def sweep_command(benchmark: str) -> str:
             f"--backend ray --address $HEAD --results-dir /shared/apt/results/full --runs-dir /shared/apt/runs/full")
 
 
-print("\n".join(sweep_command(benchmark) for benchmark in BENCHMARKS))
+print("\n\n".join(command_lines(sweep_command(benchmark)) for benchmark in BENCHMARKS))
 
 # %% [markdown]
 # ## What it costs

@@ -86,6 +86,7 @@ from apt.analysis import paired_difference, runs_frame
 from apt.config import Config
 from apt.experiment import record_path, run
 from apt.optim import newton_schulz, polar_factor
+from apt.page import wrapped
 
 # Multi-MNIST runs of steps 2 and 4: the `cpu` profile's data and model with fewer pairs and epochs, so that a
 # run takes tens of seconds on a laptop; `smoke` is the benchmark's own smoke profile (CI only); `full` equals
@@ -97,8 +98,8 @@ RUN_SIZE = {
 }[profile]
 SEEDS = {"smoke": [seed, seed + 1], "cpu": [seed, seed + 1, seed + 2], "full": [seed, seed + 1, seed + 2]}[profile]
 WARMUP_STEPS = {"smoke": 5, "cpu": 30, "full": 30}[profile]
-print(f"profile {profile}: Multi-MNIST runs use profile {RUN_SIZE[0]!r} with overrides {RUN_SIZE[1]}; "
-      f"step 4 compares seeds {SEEDS}")
+print(wrapped(f"profile {profile}: Multi-MNIST runs use profile {RUN_SIZE[0]!r} with overrides {RUN_SIZE[1]}; "
+              f"step 4 compares seeds {SEEDS}"))
 
 # %% [markdown]
 # ## Step 1 · Two task gradients that conflict (15 min)
@@ -285,8 +286,8 @@ for name in ("sgdm", "adam"):
 task_grads = tutorial.layer_task_gradients("shared.fc.weight", data_dir=data_dir, seed=seed,
                                            warmup_steps=WARMUP_STEPS)
 left, right = task_grads
-print(f"gradient shape {tuple(left.shape)}; |G_left| = {left.norm():.3g}, |G_right| = {right.norm():.3g}, "
-      f"cos(G_left, G_right) = {float(tutorial.task_cosines(left, right[None])[0]):.3f}")
+print(wrapped(f"gradient shape {tuple(left.shape)}; |G_left| = {left.norm():.3g}, |G_right| = {right.norm():.3g}, "
+              f"cos(G_left, G_right) = {float(tutorial.task_cosines(left, right[None])[0]):.3f}"))
 
 # %% [markdown]
 # ```{exercise}

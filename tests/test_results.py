@@ -7,7 +7,7 @@ import math
 import pytest
 
 from apt.analysis import format_results
-from apt.results import benchmark_results, benchmarks_text, effect_counts, learning_curves, wrapped
+from apt.results import benchmark_results, benchmarks_text, effect_counts, learning_curves
 
 INFO = {"task_names": ["left", "right"], "metric_names": ["acc_left", "acc_right"],
         "metric_higher_better": [True, True], "metric_task": [0, 1]}
@@ -113,15 +113,6 @@ def test_apt_counts_sum_over_benchmarks_and_read_as_one_sentence() -> None:
     assert effect_counts_text({"better": 3, "worse": 1, "unresolved": 10, "methods": 14}) == \
         "3 better, 1 worse and 10 unresolved of 14"
     assert effect_counts_text(one, "pairs") == "0 better, 0 worse and 2 unresolved of 2 pairs"
-
-
-def test_wrapped_folds_every_line_at_the_width_and_indents_continuations():
-    text = "a " * 60 + "\n" + "short line"
-    folded = wrapped(text.strip(), width=30)
-    lines = folded.splitlines()
-    assert max(map(len, lines)) <= 30 and lines[-1] == "short line"
-    assert all(line.startswith("  ") for line in lines[1:-1]) and not lines[0].startswith(" ")
-    assert folded.replace("\n  ", " ").replace("\n", " ").split() == text.split()
 
 
 def test_benchmarks_text_names_each_table_with_the_seeds_it_averages():

@@ -1,0 +1,26 @@
+"""Printed text folded to the book page's width.
+
+A notebook's printed output is clipped, not wrapped, where the page ends (about 90 characters in the HTML book),
+so the chapters print long status lines and commands through these two functions.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+
+def wrapped(text: str, width: int = 80) -> str:
+    """``text`` with every line wrapped at ``width`` characters, continuations indented by two spaces; words
+    (and hyphenated words) are never split."""
+    return "\n".join(textwrap.fill(line, width, subsequent_indent="  ", break_on_hyphens=False,
+                                   break_long_words=False)
+                     for line in text.splitlines())
+
+
+def command_lines(command: str, width: int = 88) -> str:
+    """A shell ``command`` folded at ``width`` characters with `` \\`` line continuations, so that it can still be
+    copied and pasted into a shell as it is printed."""
+    # each line keeps two characters for the " \\" continuation; the next line's indent counts in its width
+    lines = textwrap.wrap(command, width - 2, subsequent_indent="    ", break_on_hyphens=False,
+                          break_long_words=False)
+    return " \\\n".join(lines)
