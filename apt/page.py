@@ -24,3 +24,15 @@ def command_lines(command: str, width: int = 88) -> str:
     lines = textwrap.wrap(command, width - 2, subsequent_indent="    ", break_on_hyphens=False,
                           break_long_words=False)
     return " \\\n".join(lines)
+
+
+def show(text: str, width: int = 80) -> None:
+    """Display ``text`` (wrapped at ``width``) as an output block of its own, in place.
+
+    The book merges all printed (stream) outputs of a cell into its first one (myst-nb's ``nb_merge_streams``,
+    which keeps a progress bar's many updates in one block). A line printed before each of several tables would
+    therefore be moved above the first table; a display output is not merged and stays next to its table.
+    """
+    from IPython.display import Pretty, display
+
+    display(Pretty(wrapped(text, width)))

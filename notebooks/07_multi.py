@@ -52,7 +52,7 @@ from apt.experiment import run
 from apt.figures import OPTIMIZER_COLORS, apt_effect_figure, curves_per_optimizer_figure
 from apt.grids import BOOK_OPTIMIZERS, MULTI_BENCHMARKS, book_grids, load_grid
 from apt.analysis import format_results
-from apt.page import wrapped
+from apt.page import show, wrapped
 from apt.results import (apt_counts, apt_table, benchmarks_text, effect_counts, effect_counts_text, learning_curves,
                          stored_results)
 
@@ -104,7 +104,7 @@ pd.DataFrame([{"benchmark": name, "diverged runs": len(loaded.diverged),
 
 # %%
 for name, res in results.items():
-    print(f"{name} (profile {profile}); Δm% against {res.baseline_label}")
+    show(f"{name} (profile {profile}); Δm% against {res.baseline_label}")
     display(format_results(res.arms.set_index(["method", "optimizer"])))  # noqa: F821 (IPython builtin)
 
 # %% [markdown]

@@ -67,7 +67,7 @@ from apt.data_dir import data_dir as resolve_data_dir
 from apt.experiment import default_results_dir
 from apt.mtl import METHODS
 from apt.published import best_published, method_key, published_baseline, published_table
-from apt.page import command_lines, wrapped
+from apt.page import command_lines, show, wrapped
 from apt.store import load_records
 from apt.sweep import grid
 
@@ -163,11 +163,11 @@ def render_results(name: str) -> int:
         try:
             runs = runs_frame(records, name)
         except MissingBaselineError as error:
-            print(wrapped(f"profile {prof}: {error}; Δm% is not computed (run the sweep without --no-stl)."))
+            show(f"profile {prof}: {error}; Δm% is not computed (run the sweep without --no-stl).")
             runs = runs_frame(records, name, with_delta_m=False)
         table = results_table(runs, name)
-        print(wrapped(f"profile {prof} ({store}): {len(mtl)} runs; mean ± 95% CI over seeds; "
-                      f"Δm% against {table.attrs['delta_m_baseline']}; MR over all rows of the table"))
+        show(f"profile {prof} ({store}): {len(mtl)} runs; mean ± 95% CI over seeds; "
+             f"Δm% against {table.attrs['delta_m_baseline']}; MR over all rows of the table")
         display(format_results(table))
     if not found:
         why = missing_data(name, "full")

@@ -38,7 +38,7 @@ from pathlib import Path
 import pandas as pd
 
 from apt.data_dir import REPO_ROOT
-from apt.page import command_lines, wrapped
+from apt.page import command_lines, show, wrapped
 
 # Speed measurements belong to a machine, not to a profile: one folder for all profiles.
 COST_DIR = REPO_ROOT / "results" / "cost"
@@ -71,14 +71,15 @@ tables = {}
 for benchmark in ("qm9", "celeba"):
     measurement = load(f"mtl_{benchmark}")
     if measurement is None:
-        print(f"{benchmark}: not measured in this build (no {COST_DIR / f'mtl_{benchmark}.json'})")
+        show(f"{benchmark}: not measured in this build (no {COST_DIR / f'mtl_{benchmark}.json'})")
         continue
     frame = pd.DataFrame(measurement["ratios"]).T.rename(columns={"ls": "/ LS", "loop": "/ K-backward loop",
                                                                   "torchjd": "/ TorchJD"})
     frame.insert(0, "median s", pd.Series(measurement["median_seconds"]))
     tables[benchmark] = frame
-    print(f"{benchmark}: K = {measurement['n_tasks']}, {measurement['shared_parameters']:,} shared parameters, "
-          f"batch {measurement['batch_size']}, {measurement['rounds']} rounds\n{provenance(measurement)}")
+    # show, not print: printed lines of a cell are merged into one block above all its tables
+    show(f"{benchmark}: K = {measurement['n_tasks']}, {measurement['shared_parameters']:,} shared parameters, "
+         f"batch {measurement['batch_size']}, {measurement['rounds']} rounds\n{provenance(measurement)}", width=90)
     display(frame.round(2))
 
 # %% [markdown]

@@ -7,7 +7,7 @@ import subprocess
 from hypothesis import given
 from hypothesis import strategies as st
 
-from apt.page import command_lines, wrapped
+from apt.page import command_lines, show, wrapped
 
 WORDS = st.lists(st.text(alphabet="abcdefghij-=/.,0123456789", min_size=1, max_size=30), min_size=1, max_size=40)
 
@@ -42,3 +42,18 @@ def test_a_folded_command_runs_in_a_shell_as_printed():
     assert folded.count("\n") >= 3
     out = subprocess.run(["bash", "-c", folded], capture_output=True, text=True, check=True, timeout=30).stdout
     assert out == "".join(f"--option-{i}=value|" for i in range(12))
+
+
+def test_show_displays_the_wrapped_text_as_its_own_output_not_as_printed_text():
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.utils.capture import capture_output
+
+    InteractiveShell.instance()  # display() publishes outputs only inside an IPython shell, as in a notebook
+    try:
+        with capture_output() as captured:
+            show("profile cpu: " + "a " * 50)
+    finally:
+        InteractiveShell.clear_instance()
+    assert captured.stdout == ""
+    (output,) = captured.outputs
+    assert output.data["text/plain"] == wrapped("profile cpu: " + "a " * 50)
