@@ -233,13 +233,18 @@ print(wrapped(f"SGD control, profile {profile}, seeds {list(SGD_CONTROL_SEEDS[pr
 if control:
     scan = control.scan.assign(cell=[("diverged" if d else f"{100 * v:.2f}") for v, d in
                                      zip(control.scan["val_score"], control.scan["diverged"])])
-    display(scan.pivot(index="method", columns="lr", values="cell"))  # noqa: F821 (IPython builtin)
-    shown = control.chosen.copy()
-    for column, ci in (("sgd_delta_m", "sgd_delta_m_ci"), ("adam_delta_m", "adam_delta_m_ci"), ("difference", "ci95")):
-        shown[column] = [f"{m:+.3g}" + ("" if np.isnan(h) else f" ± {h:.2g}") for m, h in zip(shown[column], shown[ci])]
-    display(shown.drop(columns=["sgd_delta_m_ci", "adam_delta_m_ci", "ci95"]).set_index("method")  # noqa: F821
-            .rename(columns={"lr": "η*", "lr_vs_ls": "η* / η*(LS)", "sgd_delta_m": "Δm% tuned SGD",
-                             "adam_delta_m": "Δm% Adam", "difference": "Adam − tuned SGD"}))
+    # two tables, so that each fits the page: the scan with the lr it chooses, then the comparison with Adam
+    chosen = control.chosen.set_index("method")
+    scan_table = scan.pivot(index="method", columns="lr", values="cell")
+    scan_table.columns = [f"η = {lr:g}" for lr in scan_table.columns]
+    display(scan_table.join(chosen[["lr", "lr_vs_ls", "at_edge"]].rename(  # noqa: F821 (IPython builtin)
+        columns={"lr": "η*", "lr_vs_ls": "η*/η*(LS)", "at_edge": "at an end"})))
+    shown = pd.DataFrame({
+        label: [f"{m:+.2f}" + ("" if np.isnan(h) else f" ± {h:.2f}") for m, h in zip(chosen[column], chosen[ci])]
+        for label, column, ci in (("Δm% tuned SGD", "sgd_delta_m", "sgd_delta_m_ci"),
+                                  ("Δm% Adam", "adam_delta_m", "adam_delta_m_ci"),
+                                  ("Adam − tuned SGD", "difference", "ci95"))}, index=chosen.index)
+    display(shown.join(chosen[["n_seeds", "resolved"]].rename(columns={"n_seeds": "seeds"})))  # noqa: F821
 else:
     print("not measured in this build")
 
