@@ -1,7 +1,8 @@
 """Printed text folded to the book page's width.
 
 A notebook's printed output is clipped, not wrapped, where the page ends (about 90 characters in the HTML book),
-so the chapters print long status lines and commands through these two functions.
+so the chapters print long status lines through ``wrapped``, commands through ``command_lines``, and lines that
+introduce a table through ``show``.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ def command_lines(command: str, width: int = 88) -> str:
     return " \\\n".join(lines)
 
 
-def show(text: str, width: int = 80) -> None:
-    """Display ``text`` (wrapped at ``width``) as an output block of its own, in place.
+def show(text: str, width: int | None = 80) -> None:
+    """Display ``text`` (wrapped at ``width``; ``None``: as it is, for text already folded, such as a command from
+    ``command_lines``, which wrapping again would break) as an output block of its own, in place.
 
     The book merges all printed (stream) outputs of a cell into its first one (myst-nb's ``nb_merge_streams``,
     which keeps a progress bar's many updates in one block). A line printed before each of several tables would
@@ -35,4 +37,4 @@ def show(text: str, width: int = 80) -> None:
     """
     from IPython.display import Pretty, display
 
-    display(Pretty(wrapped(text, width)))
+    display(Pretty(text if width is None else wrapped(text, width)))

@@ -114,8 +114,8 @@ def missing_data(name: str, prof: str = "full") -> str | None:
 
 
 def print_command(name: str) -> None:
-    """Print the GPU sweep command of ``name`` wrapped at 90 characters with shell line continuations."""
-    print(command_lines(sweep_command(name)[0], 90))
+    """Print the GPU sweep command of ``name`` folded with shell line continuations (``apt.page.command_lines``)."""
+    print(command_lines(sweep_command(name)[0]))
 
 
 def sweep_command(name: str) -> tuple[str, int, int]:

@@ -78,8 +78,9 @@ for benchmark in ("qm9", "celeba"):
     frame.insert(0, "median s", pd.Series(measurement["median_seconds"]))
     tables[benchmark] = frame
     # show, not print: printed lines of a cell are merged into one block above all its tables
-    show(f"{benchmark}: K = {measurement['n_tasks']}, {measurement['shared_parameters']:,} shared parameters, "
-         f"batch {measurement['batch_size']}, {measurement['rounds']} rounds\n{provenance(measurement)}", width=90)
+    show(wrapped(f"{benchmark}: K = {measurement['n_tasks']}, {measurement['shared_parameters']:,} shared "
+                 f"parameters, batch {measurement['batch_size']}, {measurement['rounds']} rounds")
+         + "\n" + provenance(measurement), width=None)
     display(frame.round(2))
 
 # %% [markdown]

@@ -44,16 +44,27 @@ def test_a_folded_command_runs_in_a_shell_as_printed():
     assert out == "".join(f"--option-{i}=value|" for i in range(12))
 
 
-def test_show_displays_the_wrapped_text_as_its_own_output_not_as_printed_text():
+def displayed(text: str, **kwargs):
+    """What ``show(text, **kwargs)`` publishes inside an IPython shell (as in a notebook), and what it printed."""
     from IPython.core.interactiveshell import InteractiveShell
     from IPython.utils.capture import capture_output
 
-    InteractiveShell.instance()  # display() publishes outputs only inside an IPython shell, as in a notebook
+    InteractiveShell.instance()  # display() publishes outputs only inside an IPython shell
     try:
         with capture_output() as captured:
-            show("profile cpu: " + "a " * 50)
+            show(text, **kwargs)
     finally:
         InteractiveShell.clear_instance()
-    assert captured.stdout == ""
-    (output,) = captured.outputs
-    assert output.data["text/plain"] == wrapped("profile cpu: " + "a " * 50)
+    return [o.data["text/plain"] for o in captured.outputs], captured.stdout
+
+
+def test_show_displays_the_wrapped_text_as_its_own_output_not_as_printed_text():
+    outputs, printed = displayed("profile cpu: " + "a " * 50)
+    assert printed == ""
+    assert outputs == [wrapped("profile cpu: " + "a " * 50)]
+
+
+def test_show_leaves_already_folded_text_as_it_is():
+    folded = command_lines("python run.py " + " ".join(f"--flag-{i} value" for i in range(12)), width=40)
+    assert displayed(folded, width=None)[0] == [folded]
+    assert wrapped(folded, 30) != folded  # wrapping it again would have broken the continuations
