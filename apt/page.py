@@ -2,12 +2,17 @@
 
 A notebook's printed output is clipped, not wrapped, where the page ends (about 90 characters in the HTML book),
 so the chapters print long status lines through ``wrapped``, commands through ``command_lines``, and lines that
-introduce a table through ``show``.
+introduce a table through ``show``. ``counted`` writes a count with its noun in the right number.
 """
 
 from __future__ import annotations
 
 import textwrap
+
+
+def counted(n: int, noun: str) -> str:
+    """'1 seed', '2 seeds', '0 seeds': ``n`` and ``noun``, plural (a trailing s) unless n is 1."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def wrapped(text: str, width: int = 80) -> str:

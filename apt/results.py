@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from apt.analysis import paired_difference, results_table, runs_frame
+from apt.page import counted
 
 
 
@@ -70,7 +71,7 @@ def benchmarks_text(results: dict[str, BenchmarkResults]) -> str:
     """'multi_fashion (2 seeds), qm9 (1 seed)': each benchmark tabulated with the number of seeds its table
     averages (every arm of a table has the same seeds), or 'none'."""
     counts = {name: int(res.arms["n_seeds"].min()) for name, res in results.items()}
-    return ", ".join(f"{name} ({n} seed{'' if n == 1 else 's'})" for name, n in counts.items()) or "none"
+    return ", ".join(f"{name} ({counted(n, 'seed')})" for name, n in counts.items()) or "none"
 
 
 def effect_counts(apt_effect: pd.DataFrame, apt: str) -> dict[str, int]:

@@ -15,6 +15,9 @@ over the reporting epochs E of the run's record (the protocol's last-k rule) and
 higher is better). Per method, lr*(m) = argmax_lr mean_s v(m, lr, s) over the learning rates at which every seed
 finished (a diverged run disqualifies its lr). The test Δm% of (m, lr*(m)) is then paired by seed with the
 method's Adam run of the book grid: d_s = Δm%(m, Adam, s) − Δm%(m, SGD at lr*, s) (< 0: Adam helps m).
+
+The size of the confound itself is measured on the same scan: c_s = Δm%(m, SGD at lr*(LS), s) − Δm%(m, SGD at
+lr*(m), s), the test Δm% a method loses (> 0) when it is trained at LS's tuned learning rate instead of its own.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from scipy import stats
 
 from apt.analysis import mean_ci, paired_difference, stl_baseline
 from apt.metrics import delta_m
+from apt.page import counted
 
 
 def validation_score(record: dict[str, Any]) -> float:
@@ -57,13 +61,41 @@ class StepScaleControl:
     number of ``diverged`` seeds. ``chosen``: one row per method: ``lr`` = lr*(m), ``lr_vs_ls`` = lr*(m)/lr*(LS),
     ``at_edge`` (lr* is the smallest or largest lr scanned, so the optimum may lie outside the scan),
     ``sgd_delta_m`` and ``adam_delta_m`` (mean over seeds) with ``*_ci`` half-widths, and the paired difference
-    Adam − tuned SGD (``difference``, ``ci95``, ``n_seeds``, ``resolved``). ``rank_correlation``: Spearman's ρ
+    Adam − tuned SGD (``difference``, ``ci95``, ``n_seeds``, ``resolved``), and the paired cost of LS's lr
+    c = Δm%(SGD at lr*(LS)) − Δm%(SGD at lr*(m)) (``shared_lr_cost``, ``shared_lr_cost_ci``,
+    ``shared_lr_cost_resolved``; NaN when LS has no lr* or m has no finished run at it). ``rank_correlation``: Spearman's ρ
     between the methods' mean Δm% under tuned SGD and under Adam (NaN for fewer than 3 methods)."""
 
     scan: pd.DataFrame
     chosen: pd.DataFrame
     rank_correlation: float
     baseline_label: str
+
+    def adam_verdicts(self) -> tuple[int, int, int]:
+        """(better, worse, unresolved): the number of methods for which Adam − tuned SGD is resolvedly < 0 (Adam
+        helps), resolvedly > 0 (Adam hurts), or unresolved."""
+        resolved = self.chosen["resolved"].astype(bool)
+        better = int(((self.chosen["difference"] < 0) & resolved).sum())
+        worse = int(((self.chosen["difference"] > 0) & resolved).sum())
+        return better, worse, len(self.chosen) - better - worse
+
+    def rank_correlation_text(self) -> str:
+        """Spearman's ρ to two decimals, or why it is undefined."""
+        rho = self.rank_correlation
+        return "undefined (fewer than 3 methods)" if np.isnan(rho) else f"{rho:.2f}"
+
+    def shared_lr_cost_text(self) -> str:
+        """The cost of LS's lr c over the methods other than LS: its range and mean, and which are resolved > 0."""
+        others = self.chosen[self.chosen["method"] != "ls"].dropna(subset=["shared_lr_cost"])
+        if others.empty:
+            return "not measured in this build (no method but LS has a run at LS's chosen learning rate)"
+        cost = others["shared_lr_cost"]
+        costly = others[others["shared_lr_cost_resolved"].astype(bool) & (cost > 0)]
+        listed = ", ".join(f"{m} {c:+.2f} ± {h:.2f}" for m, c, h in
+                           costly[["method", "shared_lr_cost", "shared_lr_cost_ci"]].itertuples(index=False))
+        return (f"the other methods' test Δm% changes by {cost.min():+.2f} to {cost.max():+.2f} points (mean "
+                f"{cost.mean():+.2f}, over {counted(len(others), 'method')}); the loss is resolved for {len(costly)} "
+                f"of {len(others)}" + (f" ({listed})" if listed else ""))
 
 
 def _delta_m(record: dict[str, Any], base: list[float]) -> float:
@@ -113,9 +145,25 @@ def step_scale_control(sgd_records: Sequence[dict[str, Any]], diverged: Sequence
     if len(chosen):
         ls_lr = chosen.loc[chosen["method"] == "ls", "lr"]
         chosen.insert(2, "lr_vs_ls", chosen["lr"] / float(ls_lr.iloc[0]) if len(ls_lr) else np.nan)
+        chosen = chosen.merge(_shared_lr_cost(runs, chosen, float(ls_lr.iloc[0]) if len(ls_lr) else None),
+                              on="method", how="left")
     both = chosen.dropna(subset=["sgd_delta_m", "adam_delta_m"]) if len(chosen) else chosen
     rho = float(stats.spearmanr(both["sgd_delta_m"], both["adam_delta_m"]).statistic) if len(both) >= 3 else np.nan
     return StepScaleControl(scan, chosen, rho, label)
+
+
+def _shared_lr_cost(runs: pd.DataFrame, chosen: pd.DataFrame, ls_lr: float | None) -> pd.DataFrame:
+    """Per method: c_s = Δm%(SGD at ``ls_lr``, s) − Δm%(SGD at its own lr*, s), paired by seed, with a 95% CI."""
+    columns = ["method", "shared_lr_cost", "shared_lr_cost_ci", "shared_lr_cost_resolved"]
+    if ls_lr is None:
+        return pd.DataFrame(columns=columns)
+    arms = []
+    for method, own_lr in chosen[["method", "lr"]].itertuples(index=False):
+        mine = runs[runs["method"] == method]
+        arms += [mine[mine["lr"] == ls_lr].assign(arm="shared"), mine[mine["lr"] == own_lr].assign(arm="own")]
+    cost = paired_difference(pd.concat(arms), "delta_m", column="arm", treatment="shared", control="own")
+    return cost.rename(columns={"difference": "shared_lr_cost", "ci95": "shared_lr_cost_ci",
+                                "resolved": "shared_lr_cost_resolved"}).reindex(columns=columns)
 
 
 def stored_step_scale_control(profile: str, *, results_dir: Path | None = None,

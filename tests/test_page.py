@@ -7,7 +7,7 @@ import subprocess
 from hypothesis import given
 from hypothesis import strategies as st
 
-from apt.page import command_lines, show, wrapped
+from apt.page import command_lines, counted, show, wrapped
 
 WORDS = st.lists(st.text(alphabet="abcdefghij-=/.,0123456789", min_size=1, max_size=30), min_size=1, max_size=40)
 
@@ -68,3 +68,7 @@ def test_show_leaves_already_folded_text_as_it_is():
     folded = command_lines("python run.py " + " ".join(f"--flag-{i} value" for i in range(12)), width=40)
     assert displayed(folded, width=None)[0] == [folded]
     assert wrapped(folded, 30) != folded  # wrapping it again would have broken the continuations
+
+
+def test_counted_uses_the_singular_for_one_only() -> None:
+    assert [counted(n, "seed") for n in (0, 1, 2)] == ["0 seeds", "1 seed", "2 seeds"]

@@ -69,6 +69,18 @@ def test_best_validated_lr_is_chosen_and_a_diverged_or_incomplete_lr_is_not() ->
     assert chosen.loc["imtl_g", "difference"] == pytest.approx(0.0)
     assert not chosen["resolved"].any()
     assert math.isnan(control.rank_correlation)  # two methods: no rank correlation
+    # Cost of LS's lr (0.05) for IMTL-G: Δm% 12.5 at 0.05 on both seeds − 0 at its own 0.1 -> 12.5, zero spread.
+    assert chosen.loc["imtl_g", "shared_lr_cost"] == pytest.approx(12.5)
+    assert chosen.loc["imtl_g", "shared_lr_cost_ci"] == pytest.approx(0.0)
+    assert bool(chosen.loc["imtl_g", "shared_lr_cost_resolved"])
+    assert chosen.loc["ls", "shared_lr_cost"] == 0.0 and not chosen.loc["ls", "shared_lr_cost_resolved"]
+
+
+def test_the_cost_of_ls_lr_is_missing_when_a_method_never_ran_at_it() -> None:
+    sgd = [record("ls", "sgd", s, 0.8, val=0.6, lr=0.1) for s in (0, 1)]
+    sgd += [record("mgda", "sgd", s, 0.8, val=0.6, lr=0.2) for s in (0, 1)]
+    chosen = step_scale_control(sgd, [note("mgda", 0.1, 0)], ADAM, STL, LRS).chosen.set_index("method")
+    assert chosen.loc["mgda", "lr"] == 0.2 and math.isnan(chosen.loc["mgda", "shared_lr_cost"])
 
 
 def test_an_lr_at_the_end_of_the_scan_is_flagged() -> None:
@@ -88,3 +100,15 @@ def test_a_method_whose_every_lr_diverged_has_no_choice_but_stays_in_the_scan() 
 def test_no_sgd_record_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="no SGD record"):
         step_scale_control([], [], ADAM, STL, LRS)
+
+
+def test_adam_verdicts_count_resolved_signs() -> None:
+    # Δm% = 100 (0.8 − x) / 0.8. Tuned SGD: LS 0 and 0, IMTL-G −10 and −10, MGDA 0 and −10.
+    sgd = [record("ls", "sgd", s, 0.8, lr=0.1) for s in (0, 1)]
+    sgd += [record("imtl_g", "sgd", s, 0.88, lr=0.1) for s in (0, 1)]
+    sgd += [record("mgda", "sgd", 0, 0.8, lr=0.1), record("mgda", "sgd", 1, 0.88, lr=0.1)]
+    # Adam: LS −5 and −5 (better by 5 on both seeds), IMTL-G 0 and 0 (worse by 10), MGDA 0 and 0 (0 and +10).
+    adam = [record("ls", "adam", s, 0.84) for s in (0, 1)] + [record(m, "adam", s, 0.8) for m in ("imtl_g", "mgda")
+                                                              for s in (0, 1)]
+    control = step_scale_control(sgd, [], adam, STL, LRS)
+    assert control.adam_verdicts() == (1, 1, 1)
