@@ -63,8 +63,8 @@ class StepScaleControl:
     ``sgd_delta_m`` and ``adam_delta_m`` (mean over seeds) with ``*_ci`` half-widths, and the paired difference
     Adam − tuned SGD (``difference``, ``ci95``, ``n_seeds``, ``resolved``), and the paired cost of LS's lr
     c = Δm%(SGD at lr*(LS)) − Δm%(SGD at lr*(m)) (``shared_lr_cost``, ``shared_lr_cost_ci``,
-    ``shared_lr_cost_resolved``; NaN when LS has no lr* or m has no finished run at it). ``rank_correlation``: Spearman's ρ
-    between the methods' mean Δm% under tuned SGD and under Adam (NaN for fewer than 3 methods)."""
+    ``shared_lr_cost_resolved``; NaN when LS has no lr* or m has no finished run at it). ``rank_correlation``:
+    Spearman's ρ between the methods' mean Δm% under tuned SGD and under Adam (NaN for fewer than 3 methods)."""
 
     scan: pd.DataFrame
     chosen: pd.DataFrame

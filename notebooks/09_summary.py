@@ -131,8 +131,9 @@ if control is not None and len(control.chosen):
     glue("summary_sgd_control",
          f"against each method at its own tuned SGD learning rate (Multi-Fashion, "
          f"{counted(int(chosen['n_seeds'].max()), 'seed')}), Adam is resolvedly better for {helped} and worse "
-         f"for {hurt} of {len(chosen)} methods, and the rank correlation of the methods' Δm% under the two is {control.rank_correlation_text()}; at LS's tuned "
-         f"learning rate instead of their own, {control.shared_lr_cost_text()}", display=False)
+         f"for {hurt} of {len(chosen)} methods, and the rank correlation of the methods' Δm% under the two is "
+         f"{control.rank_correlation_text()}; at LS's tuned learning rate instead of their own, "
+         f"{control.shared_lr_cost_text()}", display=False)
 else:
     glue("summary_sgd_control", f"not measured in this build ({control_coverage})", display=False)
 
