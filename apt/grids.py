@@ -261,7 +261,8 @@ def book_configs(profile: str, *, benchmarks: Sequence[str] | None = None, seeds
                  grids: bool = True, ablations: bool = True, controls: bool = True, results_dir: Path | None = None,
                  device: str = "cpu", data_dir: str | None = None) -> list[Config]:
     """Every run the book's result chapters read at ``profile`` (grids, then ablations, then the SGD control),
-    seed-major, so that a sweep stopped half-way leaves complete seeds rather than complete methods.
+    seed-major, so that a sweep stopped half-way leaves complete seeds rather than complete methods, and within a
+    seed the single-task baselines first, since no arm's Δm% can be computed without them.
     ``benchmarks`` selects grids, and the SGD control when its benchmark is among them."""
     all_grids = book_grids(profile)
     unknown = sorted(set(benchmarks or ()) - set(all_grids))
@@ -279,7 +280,7 @@ def book_configs(profile: str, *, benchmarks: Sequence[str] | None = None, seeds
     configs = list({c.run_id: c for c in configs}.values())
     if seeds is not None:
         configs = [c for c in configs if c.seed in seeds]
-    return sorted(configs, key=lambda c: c.seed)
+    return sorted(configs, key=lambda c: (c.seed, c.stl_task is None))
 
 
 # ---- Chapter 3: the diagnostics runs of claim 1 ----

@@ -46,10 +46,13 @@ def test_grid_configs_are_the_sweep_commands_configs() -> None:
     assert len(ids) == g.size + 2 * 2  # + one STL baseline per task and seed
 
 
-def test_book_configs_are_seed_major_and_unique() -> None:
-    configs = book_configs("cpu", benchmarks=["multi_fashion"], ablations=False)
+def test_book_configs_are_seed_major_baselines_first_and_unique() -> None:
+    configs = book_configs("cpu", benchmarks=["multi_fashion", "qm9"], ablations=False)
     seeds = [c.seed for c in configs]
     assert seeds == sorted(seeds)
+    for seed in set(seeds):
+        is_stl = [c.stl_task is not None for c in configs if c.seed == seed]
+        assert any(is_stl) and is_stl == sorted(is_stl, reverse=True)  # every STL run before every MTL run
     assert len({c.run_id for c in configs}) == len(configs)
 
 
