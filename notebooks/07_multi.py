@@ -225,10 +225,10 @@ print(wrapped(f"SGD control, profile {profile}, seeds {list(SGD_CONTROL_SEEDS[pr
               + ("" if control else "; not tabulated in this build")))
 
 # %% [markdown]
-# The scan: mean validation score $\bar v$ (%) per method and learning rate; "diverged" marks a learning rate at
-# which some seed's loss became NaN/inf. Then the chosen $\eta^*$, its ratio to LS's, whether it lies at an end of
-# the scan (the optimum may then lie outside it), and Δm% under tuned SGD and under Adam. The last column measures
-# the confound itself: the cost of LS's learning rate, $c_s = \Delta m\%(m, \text{SGD at } \eta^*(\text{LS}), s) -
+# Three tables. The scan: mean validation score $\bar v$ (%) per method and learning rate ("diverged" marks a
+# learning rate at which some seed's loss became NaN/inf), then the chosen $\eta^*$, its ratio to LS's, and whether
+# it lies at an end of the scan (the optimum may then lie outside it). Then Δm% under tuned SGD and under Adam, and
+# their paired difference $d_s$. The third table measures the confound itself: the cost of LS's learning rate, $c_s = \Delta m\%(m, \text{SGD at } \eta^*(\text{LS}), s) -
 # \Delta m\%(m, \text{SGD at } \eta^*(m), s)$, paired by seed ($> 0$: the shared learning rate makes $m$ look worse
 # than it is; test data, while $\eta^*$ was chosen on validation data, so it can be negative):
 
@@ -236,20 +236,33 @@ print(wrapped(f"SGD control, profile {profile}, seeds {list(SGD_CONTROL_SEEDS[pr
 if control:
     scan = control.scan.assign(cell=[("diverged" if d else f"{100 * v:.2f}") for v, d in
                                      zip(control.scan["val_score"], control.scan["diverged"])])
-    # two tables, so that each fits the page: the scan with the lr it chooses, then the comparison with Adam
+    # three tables, so that each fits the page: the scan with the lr it chooses, the comparison with Adam, and the
+    # cost of LS's lr
     chosen = control.chosen.set_index("method")
+    n_seeds = counted(int(chosen["n_seeds"].max()), "seed")
+
+    def mean_pm(column: str, ci: str) -> list[str]:
+        return ["" if np.isnan(m) else f"{m:+.2f}" + ("" if np.isnan(h) else f" ± {h:.2f}")
+                for m, h in zip(chosen[column], chosen[ci])]
+
+    def yes_no(column: str) -> list[str]:
+        return ["" if pd.isna(v) else ("yes" if v else "no") for v in chosen[column]]
+
     scan_table = scan.pivot(index="method", columns="lr", values="cell")
     scan_table.columns = [f"η = {lr:g}" for lr in scan_table.columns]
-    display(scan_table.join(chosen[["lr", "lr_vs_ls", "at_edge"]].rename(  # noqa: F821 (IPython builtin)
-        columns={"lr": "η*", "lr_vs_ls": "η*/η*(LS)", "at_edge": "at an end"})))
-    shown = pd.DataFrame({
-        label: [f"{m:+.2f}" + ("" if np.isnan(h) else f" ± {h:.2f}") for m, h in zip(chosen[column], chosen[ci])]
-        for label, column, ci in (("Δm% tuned SGD", "sgd_delta_m", "sgd_delta_m_ci"),
-                                  ("Δm% Adam", "adam_delta_m", "adam_delta_m_ci"),
-                                  ("Adam − tuned SGD", "difference", "ci95"),
-                                  ("cost of η*(LS)", "shared_lr_cost", "shared_lr_cost_ci"))},
-        index=chosen.index)
-    display(shown.join(chosen[["n_seeds", "resolved"]].rename(columns={"n_seeds": "seeds"})))  # noqa: F821
+    show(f"The scan: mean validation accuracy v̄ (%) over {n_seeds}, and the η* it chooses")
+    display(scan_table.join(pd.DataFrame({  # noqa: F821 (IPython builtin); a method without η* gets blanks
+        "η*": [f"{lr:g}" for lr in chosen["lr"]], "η*/η*(LS)": [f"{r:g}×" for r in chosen["lr_vs_ls"]],
+        "at an end": yes_no("at_edge")}, index=chosen.index)).fillna(""))
+    show(f"Adam against tuned SGD: test Δm% (mean ± 95% CI over {n_seeds}) and their paired difference")
+    display(pd.DataFrame({"Δm% tuned SGD": mean_pm("sgd_delta_m", "sgd_delta_m_ci"),  # noqa: F821
+                          "Δm% Adam": mean_pm("adam_delta_m", "adam_delta_m_ci"),
+                          "Adam − tuned SGD": mean_pm("difference", "ci95"),
+                          "resolved": yes_no("resolved")}, index=chosen.index))
+    show(f"Cost of LS's learning rate: c over {n_seeds} (Δm% points; > 0: worse at η*(LS))")
+    display(pd.DataFrame({"η*/η*(LS)": [f"{r:g}×" for r in chosen["lr_vs_ls"]],  # noqa: F821
+                          "c ± 95% CI": mean_pm("shared_lr_cost", "shared_lr_cost_ci"),
+                          "resolved": yes_no("shared_lr_cost_resolved")}, index=chosen.index))
 else:
     print("not measured in this build")
 
