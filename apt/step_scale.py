@@ -79,6 +79,22 @@ class StepScaleControl:
         worse = int(((self.chosen["difference"] > 0) & resolved).sum())
         return better, worse, len(self.chosen) - better - worse
 
+    def adam_verdict_text(self) -> str:
+        """'Adam is resolvedly better than tuned SGD for 0, worse for 1 (pcgrad +3.99 ± 2.95) and unresolved for 7
+        of 8 methods (2 seeds)': ``adam_verdicts`` with the resolved methods named."""
+        better, worse, unresolved = self.adam_verdicts()
+        resolved = self.chosen[self.chosen["resolved"].astype(bool)]
+
+        def named(count: int, sign: int) -> str:
+            part = resolved[np.sign(resolved["difference"]) == sign]
+            listed = ", ".join(f"{m} {d:+.2f} ± {h:.2f}"
+                               for m, d, h in part[["method", "difference", "ci95"]].itertuples(index=False))
+            return f"{count} ({listed})" if listed else f"{count}"
+
+        return (f"Adam is resolvedly better than tuned SGD for {named(better, -1)}, worse for {named(worse, 1)} and "
+                f"unresolved for {unresolved} of {len(self.chosen)} methods "
+                f"({counted(int(self.chosen['n_seeds'].max()), 'seed')})")
+
     def rank_correlation_text(self) -> str:
         """Spearman's ρ to two decimals, or why it is undefined."""
         rho = self.rank_correlation

@@ -48,6 +48,7 @@ from apt.grids import book_grids, claim1_configs, load_grid
 from apt.page import wrapped
 from apt.results import (apt_counts, apt_table, benchmarks_text, diagnostic_medians, effect_counts_text,
                          optimizer_table, stored_results)
+from apt.step_scale import stored_step_scale_control
 from apt.store import read_record
 
 # This page only reads the results store; the chapters train. (`make book` executes it after them.)
@@ -104,6 +105,10 @@ for apt in ("apt_adam", "apt_muon"):
     glue(f"intro_{apt}", sentence_apt(apt), display=False)
 glue("intro_benchmarks", benchmarks_text(results), display=False)
 glue("intro_profile", profile, display=False)
+control, control_coverage = stored_step_scale_control(profile, results_dir=results_dir, data_dir=data_dir)
+glue("intro_adam_vs_sgd", (f"{control.adam_verdict_text()}; Spearman's ρ between the methods' Δm% under the two "
+                           f"is {control.rank_correlation_text()}") if control is not None and len(control.chosen)
+     else f"not measured in this build ({control_coverage})", display=False)
 # NBVAL_IGNORE_OUTPUT
 # (depends on the store)
 print(wrapped("\n".join(loaded.coverage for loaded in coverage.values())))
@@ -121,6 +126,9 @@ print(wrapped("\n".join(loaded.coverage for loaded in coverage.values())))
 #   keeps a median cosine of {glue:text}`intro_adam_fidelity` (Adam) and {glue:text}`intro_muon_fidelity` (Muon)
 #   with MGDA's direction, so {glue:text}`intro_claim1_reading`. APT-Adam's assumed rule raises the norm ratio to
 #   {glue:text}`intro_apt_adam_share` and the cosine to {glue:text}`intro_apt_adam_fidelity`.
+# - **Does Adam hurt the methods?** Against each method under plain SGD with its own tuned learning rate (on
+#   Multi-Fashion; a shared learning rate would confound step size with direction), {glue:text}`intro_adam_vs_sgd`
+#   ({ref}`chapter-multi`).
 # - **Do MTL methods still beat summing the losses (LS)?** Over the benchmark grids complete in this build —
 #   {glue:text}`intro_benchmarks` — under Adam {glue:text}`intro_vs_ls_adam`; under Muon
 #   {glue:text}`intro_vs_ls_muon`; under APT-Adam {glue:text}`intro_vs_ls_apt_adam`; under APT-Muon

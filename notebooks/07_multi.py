@@ -285,10 +285,7 @@ if control:
 # %%
 if control and len(control.chosen):
     chosen = control.chosen
-    better, worse, unresolved = control.adam_verdicts()
-    glue("sgd_control_adam", f"Adam is resolvedly better than tuned SGD for {better}, worse for {worse} and "
-         f"unresolved for {unresolved} of {len(chosen)} methods "
-         f"({counted(int(chosen['n_seeds'].max()), 'seed')})", display=False)
+    glue("sgd_control_adam", control.adam_verdict_text(), display=False)
     glue("sgd_control_lrs", "; ".join(f"{m} {lr:g} ({r:g}× LS{', end of the scan' if edge else ''})"
                                       for m, lr, r, edge in chosen[["method", "lr", "lr_vs_ls", "at_edge"]]
                                       .itertuples(index=False)), display=False)

@@ -121,19 +121,14 @@ else:
 glue("summary_benchmarks", benchmarks_text(results), display=False)
 
 # %%
-from apt.page import counted
 from apt.step_scale import stored_step_scale_control
 
 control, control_coverage = stored_step_scale_control(profile, results_dir=results_dir, data_dir=data_dir)
 if control is not None and len(control.chosen):
-    chosen = control.chosen
-    helped, hurt, _ = control.adam_verdicts()
     glue("summary_sgd_control",
-         f"against each method at its own tuned SGD learning rate (Multi-Fashion, "
-         f"{counted(int(chosen['n_seeds'].max()), 'seed')}), Adam is resolvedly better for {helped} and worse "
-         f"for {hurt} of {len(chosen)} methods, and the rank correlation of the methods' Δm% under the two is "
-         f"{control.rank_correlation_text()}; at LS's tuned learning rate instead of their own, "
-         f"{control.shared_lr_cost_text()}", display=False)
+         f"on Multi-Fashion, {control.adam_verdict_text()}, "
+         f"and the rank correlation of the methods' Δm% under the two is {control.rank_correlation_text()}; at "
+         f"LS's tuned learning rate instead of their own, {control.shared_lr_cost_text()}", display=False)
 else:
     glue("summary_sgd_control", f"not measured in this build ({control_coverage})", display=False)
 

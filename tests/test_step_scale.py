@@ -74,6 +74,9 @@ def test_best_validated_lr_is_chosen_and_a_diverged_or_incomplete_lr_is_not() ->
     assert chosen.loc["imtl_g", "shared_lr_cost_ci"] == pytest.approx(0.0)
     assert bool(chosen.loc["imtl_g", "shared_lr_cost_resolved"])
     assert chosen.loc["ls", "shared_lr_cost"] == 0.0 and not chosen.loc["ls", "shared_lr_cost_resolved"]
+    assert control.shared_lr_cost_text() == ("the other methods' test Δm% changes by +12.50 to +12.50 points (mean "
+                                             "+12.50, over 1 method); the loss is resolved for 1 of 1 "
+                                             "(imtl_g +12.50 ± 0.00)")
 
 
 def test_the_cost_of_ls_lr_is_missing_when_a_method_never_ran_at_it() -> None:
@@ -102,7 +105,7 @@ def test_no_sgd_record_is_a_clear_error() -> None:
         step_scale_control([], [], ADAM, STL, LRS)
 
 
-def test_adam_verdicts_count_resolved_signs() -> None:
+def test_adam_verdicts_count_resolved_signs_and_name_the_resolved_methods() -> None:
     # Δm% = 100 (0.8 − x) / 0.8. Tuned SGD: LS 0 and 0, IMTL-G −10 and −10, MGDA 0 and −10.
     sgd = [record("ls", "sgd", s, 0.8, lr=0.1) for s in (0, 1)]
     sgd += [record("imtl_g", "sgd", s, 0.88, lr=0.1) for s in (0, 1)]
@@ -112,3 +115,5 @@ def test_adam_verdicts_count_resolved_signs() -> None:
                                                               for s in (0, 1)]
     control = step_scale_control(sgd, [], adam, STL, LRS)
     assert control.adam_verdicts() == (1, 1, 1)
+    assert control.adam_verdict_text() == ("Adam is resolvedly better than tuned SGD for 1 (ls -5.00 ± 0.00), worse "
+                                           "for 1 (imtl_g +10.00 ± 0.00) and unresolved for 1 of 3 methods (2 seeds)")
