@@ -233,8 +233,9 @@ def ablation_baselines(profile: str, *, device: str = "cpu", data_dir: str | Non
 
 SGD_CONTROL_BENCHMARK = "multi_fashion"
 # LS and the methods the book discusses most. Their directions keep each lineage's scale (MGDA and CAGrad × K,
-# IMTL-G and FAMO with Σw = 1, PCGrad a sum, Nash-MTL and FairGrad unnormalised), so under plain SGD one
-# learning rate gives them different step sizes; Adam and Muon do not see that scale.
+# IMTL-G and FAMO with Σw = 1, PCGrad a sum, Nash-MTL and FairGrad unnormalised; PCGrad, CAGrad, Nash-MTL and
+# FairGrad clipped to norm 1), so under plain SGD one learning rate gives them different step sizes; Adam and
+# Muon do not see that scale.
 SGD_CONTROL_METHODS: tuple[str, ...] = ("ls", "mgda", "pcgrad", "cagrad", "imtl_g", "nash_mtl", "famo", "fairgrad")
 # Factor-2 steps: one step of the scan is exactly the halving that weights summing to 1 cause for K = 2 tasks.
 # The top grew with the measurements, because an optimum at the end of a scan is not a tuned learning rate: the cpu

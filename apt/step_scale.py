@@ -2,9 +2,10 @@
 
 Why: under SGD the step is lr · d, and the methods scale their direction d differently (LS sums the task
 gradients; IMTL-G's and FAMO's weights sum to 1, which halves d for K = 2 tasks; MGDA and CAGrad are rescaled by
-K; Nash-MTL's and FairGrad's weights are unnormalised). One shared learning rate therefore compares step sizes as
-much as directions. Adam and Muon normalise the step, so "Adam hurts method M" must be judged against M under SGD
-at M's own best learning rate, not at LS's.
+K; Nash-MTL's and FairGrad's weights are unnormalised; PCGrad, CAGrad, Nash-MTL and FairGrad clip the shared
+gradient to norm 1 as their reference code does, so their step is lr, not lr · ‖d‖, whenever ‖d‖ > 1). One shared
+learning rate therefore compares step sizes as much as directions. Adam and Muon normalise the step, so "Adam
+hurts method M" must be judged against M under SGD at M's own best learning rate, not at LS's.
 
 The control (``apt.grids.sgd_control_configs``) trains every method m at each lr of a factor-2 scan and seed s.
 For a run, the validation score is

@@ -190,8 +190,12 @@ else:
 # "Adam hurts method M" is a comparison with M under SGD, and under SGD the step is $\eta\, d_t$ with each
 # method's own scale of $d_t$: LS sums the task gradients, IMTL-G's and FAMO's weights sum to 1 (half of LS's
 # scale for $K = 2$), MGDA and CAGrad are rescaled by $K$ as in their reference code, Nash-MTL's and FairGrad's
-# weights are unnormalised. One shared $\eta$ would compare step sizes as much as directions; Adam and Muon
-# normalise the step and do not see that scale. So each method gets its own learning rate under plain SGD (no
+# weights are unnormalised. On top of that, as in the lineage's reference code, some methods clip the aggregated
+# gradient of the shared parameters to norm 1 ($d_t \leftarrow d_t \min(1, 1/\lVert d_t\rVert)$): of the methods
+# below, {glue:text}`sgd_control_clipped`. Whenever $\lVert d_t\rVert > 1$ their SGD step has length $\eta$, not
+# $\eta \lVert d_t\rVert$, so clipping alone can call for a larger $\eta$. One shared $\eta$ would compare step
+# sizes as much as directions; Adam and Muon normalise the step and do not see that scale (the clip still
+# changes the gradient they receive, in the grids too). So each method gets its own learning rate under plain SGD (no
 # momentum), chosen on validation data from a factor-2 scan (one step of the scan is exactly the halving at
 # issue), on Multi-Fashion at this build's profile, with the seeds below. A run's validation score is
 #
@@ -209,7 +213,8 @@ else:
 # %%
 from apt.errors import NonFiniteError
 from apt.figures import paired_difference_forest
-from apt.grids import SGD_CONTROL_SEEDS, sgd_control_configs
+from apt.grids import SGD_CONTROL_METHODS, SGD_CONTROL_SEEDS, sgd_control_configs
+from apt.mtl import make_method
 from apt.step_scale import stored_step_scale_control
 
 if TRAIN_MISSING:
@@ -219,6 +224,9 @@ if TRAIN_MISSING:
         except NonFiniteError as error:  # a diverged lr is a result of the scan: noted, not retried
             print(f"{config.run_id}: {error}")
 control, control_coverage = stored_step_scale_control(profile, results_dir=results_dir, data_dir=data_dir)
+clipped = [m for m in SGD_CONTROL_METHODS if make_method(m, 2).max_norm > 0]  # the methods' default max_norm
+glue("sgd_control_clipped", (", ".join(clipped) + " clip" if clipped else "none clips")
+     + f"; {', '.join(m for m in SGD_CONTROL_METHODS if m not in clipped)} do not", display=False)
 # NBVAL_IGNORE_OUTPUT
 # (what is stored depends on the store)
 print(wrapped(f"SGD control, profile {profile}, seeds {list(SGD_CONTROL_SEEDS[profile])}: {control_coverage}"
@@ -299,8 +307,8 @@ else:
 
 # %% [markdown]
 # Chosen learning rates: {glue:text}`sgd_control_lrs`. Trained at LS's learning rate instead of their own,
-# {glue:text}`sgd_control_shared_cost`: that is the step-scale confound a single shared learning rate would have
-# added to the comparison. Against the tuned-SGD arms,
+# {glue:text}`sgd_control_shared_cost`: that is the step-scale confound (weights' scale and clipping together)
+# a single shared learning rate would have added to the comparison. Against the tuned-SGD arms,
 # {glue:text}`sgd_control_adam`. Spearman's rank correlation between the methods' mean Δm% under tuned SGD and
 # under Adam: {glue:text}`sgd_control_rho` (1: Adam keeps the methods' order; 0 or below: it reshuffles it).
 
