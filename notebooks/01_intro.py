@@ -22,16 +22,23 @@
 # bargains, FAMO {cite}`liu2023famo` balances loss decrease rates, FairGrad {cite}`ban2024fairgrad` allocates
 # "fair" progress. Nearly all of them were published with Adam {cite}`kingma2015adam` as the optimizer.
 #
-# The APT paper {cite}`zhou2026apt` makes three claims that this book tests with measurements:
+# The APT paper {cite}`zhou2026apt` makes three claims that this book tests with measurements (quoted from its
+# abstract; the rest of each item is our reading, marked as such):
 #
-# 1. Under advanced optimizers the *instant* gradient that an MTL method carefully builds is only a small part
-#    of the actual parameter update: momentum and second moments dominate, so the method's de-conflicting and
-#    re-balancing is diluted.
-# 2. Muon {cite}`jordan2024muon` behaves like a multi-task learner: its orthogonalization already balances
+# 1. Under advanced optimizers, "the instant-derived gradients play only a marginal role in the actual parameter
+#    updates", which undermines the methods' effort to "de-conflict and re-balance tasks". Our reading: the
+#    optimizer's momentum (and, for Adam, its second-moment scaling) dominates the step, so the direction the MTL
+#    method builds at step $t$ is diluted.
+# 2. "Muon {cite}`jordan2024muon` … inherently functions as a multi-task learner, which underscores the critical
+#    importance of the gradients used for its orthogonalization." Our reading: orthogonalization already balances
 #    directions, so *which* gradient is orthogonalized matters.
-# 3. APT — an adaptive momentum whose coefficient moves between β_min and β_max with the agreement between the
-#    instant gradient and the momentum, plus a light direction-preservation step for Muon — makes existing MTL
-#    methods better on Cityscapes, NYUv2, CelebA and QM9.
+# 3. APT, "a simple adaptive momentum mechanism designed to balance the strengths between advanced optimizers and
+#    MTL" with "a light direction preservation method to facilitate Muon's orthogonalization", "consistently
+#    augments existing MTL approaches" across "four mainstream MTL datasets". Only third-party summaries, not the
+#    paper's text available to us, add that the adaptive momentum is driven by a cosine similarity with
+#    hyperparameters β_min and β_max, and quote results on Cityscapes, NYUv2, CelebA and QM9. What that cosine
+#    compares (here: the instant gradient and the momentum) and every other APT rule in this book are our
+#    assumptions ({ref}`chapter-apt`).
 
 # %% tags=["parameters"]
 profile = "cpu"
@@ -136,8 +143,11 @@ print(wrapped("\n".join(loaded.coverage for loaded in coverage.values())))
 # - **Does APT help?** APT-Adam against Adam: {glue:text}`intro_apt_adam`. APT-Muon against Muon:
 #   {glue:text}`intro_apt_muon`. Which of our assumed rules drive this is measured in {ref}`chapter-apt`.
 #
-# A difference is called resolved only when its 95% interval over seeds, paired by seed, excludes zero;
-# "unresolved" is not "no effect". The summary chapter states what the seed counts can resolve.
+# Δm% is the mean relative change of the task metrics against single-task networks, signed so that lower is
+# better; a positive paired change (APT − base, or method − LS) means the first arm is worse. A difference is
+# called resolved only when its 95% interval over seeds, paired by seed, excludes zero; "unresolved" is not "no
+# effect", and about 1 in 20 comparisons of arms that do not differ is resolved by chance. The summary chapter
+# states what the seed counts can resolve and how many resolved differences chance alone would give.
 #
 # ## What the `cpu` build can and cannot show
 #

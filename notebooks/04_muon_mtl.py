@@ -16,9 +16,10 @@
 # # Claim 2: is Muon a multi-task learner?
 #
 # The APT paper {cite}`zhou2026apt` observes that "Muon — a recently emerged advanced optimizer — inherently
-# functions as a multi-task learner", because its orthogonalization {cite}`jordan2024muon` replaces the singular
-# values of the momentum matrix by (roughly) ones: directions that a few large singular values would dominate
-# get equal weight. The paper's equations are not available, so we test the claim in an operational form: **if
+# functions as a multi-task learner". Our reading of why (the paper's argument is not available to us): Muon's
+# orthogonalization {cite}`jordan2024muon` replaces the singular values of the momentum matrix by (roughly)
+# ones, so directions that a few large singular values would dominate get equal weight. The paper's equations
+# are not available either, so we test the claim in an operational form: **if
 # Muon balances the tasks like an MTL method does, then the step it takes with the plainly summed losses (LS)
 # should serve every task as evenly as the step an MTL method takes under Adam.**
 #
