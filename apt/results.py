@@ -188,12 +188,14 @@ def apt_table(results: dict[str, BenchmarkResults]) -> pd.DataFrame:
 
 
 def diagnostic_medians(records: dict[tuple[str, str], dict[str, Any]]) -> pd.DataFrame:
-    """Median over recorded steps of the instant-gradient share s_t = ‖(1−β_t) g_t‖ / ‖m_t‖ (column ``share``)
-    and the update fidelity f_t = cos(Δθ_t, −g_t) (column ``fidelity``) of diagnostics runs keyed by
-    (method, optimizer); index optimizer, columns (quantity, method)."""
+    """Median over recorded steps of the instant-gradient share s_t = ‖(1−β_t) g_t‖ / ‖m_t‖ (column ``share``),
+    the update fidelity f_t = cos(Δθ_t, −g_t) (column ``fidelity``) and the cosine of the gradient with the
+    buffer before it, c_t = cos(g_t, m_{t−1}) (column ``momentum_cosine``; over steps t ≥ 2, since c_1 is 0 by
+    definition), of diagnostics runs keyed by (method, optimizer); index optimizer, columns (quantity, method)."""
     rows = [{"method": method, "optimizer": optimizer,
              "share": float(np.median(record["diagnostics"]["instant_gradient_share"])),
-             "fidelity": float(np.median(record["diagnostics"]["update_instant_cosine"]))}
+             "fidelity": float(np.median(record["diagnostics"]["update_instant_cosine"])),
+             "momentum_cosine": float(np.median(record["diagnostics"]["momentum_cosine"][1:]))}
             for (method, optimizer), record in records.items()]
     frame = pd.DataFrame(rows).set_index(["optimizer", "method"])
     order = list(dict.fromkeys(optimizer for _, optimizer in records))

@@ -120,3 +120,19 @@ def test_benchmarks_text_names_each_table_with_the_seeds_it_averages():
     one_seed = benchmark_results([r for r in STL + RUNS if r["config"]["seed"] == 0], "multi_mnist")
     assert benchmarks_text({"multi_mnist": two_seeds, "qm9": one_seed}) == "multi_mnist (2 seeds), qm9 (1 seed)"
     assert benchmarks_text({}) == "none"
+
+
+def test_diagnostic_medians_by_hand() -> None:
+    from apt.results import diagnostic_medians
+
+    def run(share, cosine, momentum):
+        return {"diagnostics": {"instant_gradient_share": share, "update_instant_cosine": cosine,
+                                "momentum_cosine": momentum}}
+
+    medians = diagnostic_medians({("mgda", "adam"): run([0.2, 0.9, 0.5], [0.1, 0.3, 0.2], [0.0, -0.4, 0.2, -0.1]),
+                                  ("mgda", "sgd"): run([1.0, 1.0, 1.0], [1.0, 1.0, 1.0], [0.0, 0.0, 0.0])})
+    assert list(medians.index) == ["adam", "sgd"]
+    assert medians.loc["adam", ("share", "mgda")] == pytest.approx(0.5)
+    assert medians.loc["adam", ("fidelity", "mgda")] == pytest.approx(0.2)
+    # the first step's 0 is left out: median of (−0.4, 0.2, −0.1)
+    assert medians.loc["adam", ("momentum_cosine", "mgda")] == pytest.approx(-0.1)
