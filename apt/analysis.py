@@ -41,7 +41,8 @@ def stl_baseline(records: Sequence[dict[str, Any]], benchmark: str) -> tuple[lis
     base = [float(np.mean([m[name] for m in by_task[task]])) for name, task in zip(names, tasks)]
     seeds = sorted({r["config"]["seed"] for r in stl})
     profile = stl[0]["config"]["profile"]
-    return base, f"STL, profile {profile}, mean of seeds {seeds}"
+    optimizers = ", ".join(sorted({str(r["config"].get("optimizer", "?")) for r in stl}))
+    return base, f"STL trained with {optimizers}, profile {profile}, mean of seeds {seeds}"
 
 
 def runs_frame(records: Sequence[dict[str, Any]], benchmark: str, *, with_delta_m: bool = True) -> pd.DataFrame:

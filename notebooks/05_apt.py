@@ -138,8 +138,8 @@ print(wrapped(f"{len(stored)} of {len(configs)} ablation runs and baselines stor
 
 # %% [markdown]
 # Per run we keep: the test metrics (mean of the last 3 epochs, the benchmark's reporting rule, also at this
-# profile), Δm% against the single-task baselines of the same profile and seeds, the mean β used ($\bar\beta_r$
-# above), and the medians over recorded steps of the instant-gradient share
+# profile), Δm% against the single-task baselines (trained with Adam) of the same profile and seeds, the mean β
+# used ($\bar\beta_r$ above), and the medians over recorded steps of the instant-gradient share
 # $s_t = \lVert(1-\beta_t)\,g_t\rVert / \lVert m_t\rVert$ and the update fidelity
 # $f_t = \cos(\Delta\theta_t, -g_t)$ defined in {ref}`chapter-instant-gradient`.
 

@@ -21,7 +21,8 @@
 # most. The model is the lineage's MPNN (an edge-network convolution and a GRU applied three times with shared
 # weights, Set2Set readout, one linear head per target); targets are standardized for training and the metric
 # is the test mean absolute error (MAE) per target in the original units (energies in meV), lower is better.
-# Δm% is the mean relative MAE change against single-task MPNNs trained with the same profile and seeds:
+# Δm% is the mean relative MAE change against single-task MPNNs trained with Adam and the same profile and seeds
+# (the same baselines for every arm, so that differences between arms are differences of their own MAEs):
 #
 # $$
 # \Delta m\% = \frac{100}{11}\sum_{k=1}^{11} \frac{x_k - b_k}{b_k}.

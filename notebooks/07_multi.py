@@ -20,8 +20,10 @@
 # canvas, one near the top-left and one near the bottom-right corner, overlapping (Sener & Koltun's construction,
 # as in Pareto MTL). Task 1 classifies the left item, task 2 the right one; the model is the MultiLeNet of the
 # Pareto-MTL code (a shared two-convolution trunk, one linear head per task); the metrics are the two test
-# accuracies. Δm% is the mean relative accuracy change against single-task networks trained with the same
-# profile and seeds (lower is better):
+# accuracies. Δm% is the mean relative accuracy change against single-task networks trained with Adam and the
+# same profile and seeds (lower is better). Every arm, Muon and APT arms included, is measured against these
+# same Adam-trained baselines, so a difference of Δm% between two arms is a difference of their own metrics;
+# an arm's Δm% itself mixes "multi-task vs single-task" with "its optimizer vs Adam":
 #
 # $$
 # \Delta m\% = \frac{100}{2}\sum_{k=1}^{2} \frac{b_k - x_k}{b_k}.

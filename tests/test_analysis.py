@@ -110,7 +110,7 @@ def test_results_table_by_hand():
     assert table["mean_rank"].to_dict() == {("ls", "adam"): 1.5, ("ls", "apt_adam"): 3.0, ("mgda", "adam"): 1.5}
     within = results_table(runs_frame(_three_arms(), "multi_mnist"), "multi_mnist", rank_within="optimizer")
     assert within["mean_rank"].to_dict() == {("ls", "adam"): 1.5, ("ls", "apt_adam"): 1.0, ("mgda", "adam"): 1.5}
-    assert table.attrs["delta_m_baseline"].startswith("STL, profile cpu")
+    assert table.attrs["delta_m_baseline"].startswith("STL trained with adam, profile cpu")
 
 
 def test_results_table_without_delta_m_and_bad_input():
