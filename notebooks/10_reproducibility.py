@@ -51,6 +51,7 @@ from apt.benchmarks import BENCHMARKS, benchmark_class
 from apt.benchmarks.base import PROFILES
 from apt.data_dir import REPO_ROOT
 from apt.experiment import default_results_dir
+from apt.grids import book_grids
 from apt.optim.assumptions import ASSUMPTIONS, register_myst
 from apt.store import load_records
 
@@ -137,7 +138,9 @@ print(f"total recorded compute of the {profile} store: {total_hours:.2f} hours o
 #
 # Each benchmark has one protocol; a profile is a named set of overrides of it (DESIGN.md §4). `full` is the
 # published protocol (or, for the Multi-* benchmarks, ours); `cpu` is what this book's committed records use;
-# `smoke` exercises the code paths in tests. "all" means every sample of the split.
+# `smoke` exercises the code paths in tests. "all" means every sample of the split. "protocol seeds" is the
+# protocol's seed count; "book grid seeds" are the seeds the book's grid of that benchmark runs at that profile
+# (`apt.grids.book_grids`; chapters 3 and 4 and the ablations state their own).
 
 # %% tags=["hide-input"]
 rows = []
@@ -149,7 +152,8 @@ for name in BENCHMARKS:
             "benchmark": name, "profile": prof, "epochs": p.epochs, "batch": p.batch_size, "lr": p.lr,
             "n_train": p.n_train or "all", "n_val": p.n_val or "all", "n_test": p.n_test or "all",
             "schedule": p.scheduler, "reported": f"{p.selection}" + (f" (k={p.selection_k})" if p.selection == "last_k" else ""),
-            "seeds": len(p.seeds),
+            "protocol seeds": len(p.seeds),
+            "book grid seeds": ",".join(map(str, book_grids(prof)[name].seeds)) if name in book_grids(prof) else "",
         })  # fmt: skip
 profiles_table = pd.DataFrame(rows).set_index(["benchmark", "profile"])
 glue("repro_n_benchmarks", len(BENCHMARKS), display=False)
@@ -180,7 +184,12 @@ glue("repro_n_make_commands", len(recipe), display=False)
 print("\n".join(recipe))
 
 # %% [markdown]
-# The second line executes the book's chapters, which train whatever run they read and do not find. Each
+# The first line trains every missing run of the book's grids, ablations and SGD control (`python -m apt grid`;
+# the grid chapters only render what the store holds, they never start hours of training). The second executes
+# the chapters, of which the claim 1 and claim 2 chapters and the workshop train the runs they read and do not
+# find (the toy chapter computes its trajectories on every execution).
+# For a GPU: `python -m apt grid --profile full --device cuda` first, then the same second line with
+# `--profile full --device cuda`. Each
 # stored record holds the configuration that produced it, so the exact command of every run can be given: the
 # table lists one `python -m apt run` command per group of records that differ only in their seed (the
 # command's `--seed` takes each listed value). A rerun with the same configuration has the same config hash
@@ -221,7 +230,8 @@ else:
 # %% [markdown]
 # On a GPU, the same commands with `--profile full --device cuda` run the published protocols; the benchmark
 # chapters give the full sweeps (e.g. {ref}`chapter-other-benchmarks` for CelebA, NYUv2 and Cityscapes). Every
-# notebook can be re-executed with other parameters:
+# notebook can be re-executed with other parameters (after `python -m apt grid` with the same profile, for the
+# grid chapters):
 # `python scripts/execute_notebooks.py --profile full --device cuda` (papermill injects `profile`, `device`,
 # `seed`, `data_dir` and `results_dir` into each chapter's parameters cell).
 #
