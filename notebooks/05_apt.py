@@ -78,6 +78,7 @@ from apt.analysis import mean_ci, paired_difference, stl_baseline
 from apt.experiment import record_path, run
 from apt.store import read_record
 from apt.figures import paired_difference_forest
+from apt.benchmarks import benchmark_class
 from apt.grids import ABLATION_BENCHMARK, ABLATION_SEEDS, ablation_arms, ablation_baselines
 from apt.metrics import delta_m
 from apt.optim.assumptions import ASSUMPTIONS, register_myst
@@ -178,7 +179,7 @@ if complete:
         return pd.DataFrame(out).T.loc[[a for a in arm_order if a in out]]
 
 
-    print(f"Δm% against: {base_label}")
+    print(wrapped(f"Per arm: mean ± 95% t-interval half-width over its seeds; Δm% against: {base_label}"))
     display(arm_summary(runs))  # noqa: F821 (IPython builtin)
 else:
     print(f"No seed of the ablations is complete in this build's store (profile {profile}).")
@@ -286,6 +287,12 @@ else:
             glue(f"apt_{family}_{key}", "not measured in this build", display=False)
     glue("apt_ablation_seeds", 0, display=False)
 
+# %%
+ablation_protocol = benchmark_class(ABLATION_BENCHMARK).protocol.with_overrides(
+    benchmark_class(ABLATION_BENCHMARK).profiles[profile])
+glue("apt_profile_sizes", f"{profile} profile's ({ablation_protocol.n_train or 'all'} training pairs, "
+     f"{ablation_protocol.epochs} epochs", display=False)
+
 # %% [markdown]
 # ## What the ablations say
 #
@@ -301,6 +308,6 @@ else:
 #
 # How to read these: "unresolved" means the seeds run here cannot tell the arms apart at the size of the
 # difference measured; it is not evidence of no effect. A resolved APT effect that the fixed-β control
-# reproduces is an effect of averaging less, not of adapting β. The runs are the `cpu` profile's (40k training
-# pairs, 10 epochs; see {ref}`chapter-multi` for how this profile relates to the literature's), and one MTL
-# method: the grid chapters compare APT across all methods.
+# reproduces is an effect of averaging less, not of adapting β. The runs are the {glue:text}`apt_profile_sizes`;
+# see {ref}`chapter-multi` for how this profile relates to the literature's), and one MTL method: the grid
+# chapters compare APT across all methods.

@@ -100,8 +100,8 @@ else:
 # %% [markdown]
 # ## Next to the published Adam rows
 #
-# The published rows (FAMO paper's Table 2 per-target MAEs; Δm% as published) were obtained with Adam at the full
-# protocol. Our Adam rows come from the profile above: far fewer molecules and epochs, so absolute MAEs are
+# The published rows (Δm% and mean rank as published; the source line below names the tables, whose per-target
+# MAEs and standard deviations are not repeated here) were obtained with Adam at the full protocol. Our Adam rows come from the profile above: far fewer molecules and epochs, so absolute MAEs are
 # much larger and the two Δm% columns use different single-task baselines (published STL vs our same-profile
 # STL). Compare orderings of methods, not values.
 
