@@ -19,6 +19,7 @@ from typing import Any
 from apt.config import Config
 from apt.experiment import record_path
 from apt.mtl import METHODS, method_info
+from apt.optim.factory import DEFAULT_HP
 from apt.store import divergence_path, read_divergence, read_record
 from apt.sweep import grid
 
@@ -182,21 +183,53 @@ def ablation_config(variant: Variant, seed: int, profile: str, *, device: str = 
                   diagnostics=True, diagnostics_every=DIAGNOSTICS_EVERY[profile])
 
 
-def mean_beta_used(records: Sequence[dict[str, Any]]) -> float:
-    """β̄ = mean over runs of the mean over recorded steps of β_t (the record's ``beta_mean`` series).
+def mean_beta_used(records: Sequence[dict[str, Any]], *, held: tuple[float, float] | None = None) -> float:
+    """β̄ = mean over runs of the mean over recorded steps of β_t (the record's ``beta_mean`` series, a
+    numel-weighted mean over all parameter tensors).
 
+    ``held`` = (φ, β_h): a fraction φ of the parameters (by numel) is held at a constant β_h and never adapted
+    (APT-Muon's AdamW group, register A7); β̄ is then the mean over the adapted tensors only,
+    (β̄_all − φ β_h) / (1 − φ), which is the β the control must give to the tensors APT adapts.
     The fixed-β control runs at β̄ rounded to 0.01: if it matches APT, the adaptivity itself did not matter,
     only the smaller average β (TOOLCHAIN.md, noise and confounds).
     """
     series = [r["diagnostics"].get("beta_mean") for r in records]
     if not series or any(not s for s in series):
         raise ValueError("mean_beta_used needs records run with diagnostics (a 'beta_mean' series)")
-    return float(sum(sum(s) / len(s) for s in series) / len(series))
+    overall = float(sum(sum(s) / len(s) for s in series) / len(series))
+    if held is None:
+        return overall
+    fraction, beta = held
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"mean_beta_used: held fraction must be in [0, 1), got {fraction}")
+    return (overall - fraction * beta) / (1.0 - fraction)
 
 
-def fixed_beta_variant(default_records: Sequence[dict[str, Any]], optimizer: str) -> Variant:
-    """The control arm: ``optimizer`` with β_min = β_max = β̄ of ``default_records`` (rounded to 0.01)."""
-    beta = round(mean_beta_used(default_records), 2)
+def muon_companion_fraction(benchmark: str) -> float:
+    """φ: the fraction of ``benchmark``'s model parameters (by numel) in Muon's AdamW companion group
+    (``split_muon_params``: first layer, biases, task heads)."""
+    from apt.benchmarks import benchmark_class
+    from apt.optim.muon import split_muon_params
+
+    model = benchmark_class(benchmark)().build_model()
+    muon, adamw = split_muon_params(model.named_parameters(), model.muon_excluded_names())
+    n_muon, n_adamw = (sum(p.numel() for _, p in part) for part in (muon, adamw))
+    return n_adamw / (n_muon + n_adamw)
+
+
+def ablation_held(family: str) -> tuple[float, float] | None:
+    """(φ, β_h) of an ablation family for ``mean_beta_used``: APT-Muon's AdamW group stays at betas[0]
+    (register A7), so its control's β is the mean over the adapted matrices; APT-Adam adapts every tensor (None)."""
+    if family != "apt_muon":
+        return None
+    return muon_companion_fraction(ABLATION_BENCHMARK), float(DEFAULT_HP["apt_muon"]["betas"][0])
+
+
+def fixed_beta_variant(default_records: Sequence[dict[str, Any]], optimizer: str,
+                       held: tuple[float, float] | None = None) -> Variant:
+    """The control arm: ``optimizer`` with β_min = β_max = β̄ of ``default_records`` (rounded to 0.01), over the
+    adapted tensors when ``held`` is given (see ``mean_beta_used``)."""
+    beta = round(mean_beta_used(default_records, held=held), 2)
     return Variant(f"fixed β = {beta:.2f} (APT's mean)", optimizer, (("beta_min", beta), ("beta_max", beta)),
                    "adaptivity (control)")
 
@@ -217,7 +250,7 @@ def ablation_arms(profile: str, *, results_dir: Path | None = None, device: str 
         default = variants[1]
         default_paths = [record_path(c, results_dir) for v, c in pairs if v == default]
         if all(p.exists() for p in default_paths):
-            control = fixed_beta_variant([read_record(p) for p in default_paths], family)
+            control = fixed_beta_variant([read_record(p) for p in default_paths], family, ablation_held(family))
             pairs += [(control, ablation_config(control, s, profile, device=device, data_dir=data_dir)) for s in seeds]
         arms[family] = pairs
     return arms

@@ -136,7 +136,7 @@ print(wrapped("\n".join(loaded.coverage for loaded in coverage.values())))
 # - **Does Adam hurt the methods?** Against each method under plain SGD with its own tuned learning rate (on
 #   Multi-Fashion; a shared learning rate would confound step size with direction), {glue:text}`intro_adam_vs_sgd`
 #   ({ref}`chapter-multi`).
-# - **Do MTL methods still beat summing the losses (LS)?** Over the benchmark grids complete in this build —
+# - **Do MTL methods still beat summing the losses (LS)?** Over the benchmarks with complete seeds in this build —
 #   {glue:text}`intro_benchmarks` — under Adam {glue:text}`intro_vs_ls_adam`; under Muon
 #   {glue:text}`intro_vs_ls_muon`; under APT-Adam {glue:text}`intro_vs_ls_apt_adam`; under APT-Muon
 #   {glue:text}`intro_vs_ls_apt_muon` ({ref}`chapter-multi`, {ref}`chapter-summary`).

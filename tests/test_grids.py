@@ -8,6 +8,7 @@ from apt.config import validate
 from apt.experiment import record_path
 from apt.grids import (
     APT_ADAM_VARIANTS,
+    APT_MUON_VARIANTS,
     BOOK_OPTIMIZERS,
     SGD_CONTROL_BENCHMARK,
     SGD_CONTROL_LRS,
@@ -16,6 +17,7 @@ from apt.grids import (
     Grid,
     ablation_arms,
     ablation_config,
+    ablation_held,
     book_configs,
     book_grids,
     fixed_beta_variant,
@@ -79,6 +81,23 @@ def test_mean_beta_used_is_the_mean_of_run_means() -> None:
     validate(ablation_config(variant, 0, "cpu"))
     with pytest.raises(ValueError, match="diagnostics"):
         mean_beta_used([_record(config, [])])
+
+
+def test_mean_beta_over_the_adapted_tensors_leaves_out_the_held_group() -> None:
+    # 10% of the parameters held at 0.9, the rest at 0.6 throughout: the all-tensor mean is 0.63.
+    config = ablation_config(APT_MUON_VARIANTS[1], 0, "smoke")
+    records = [_record(config, [0.63, 0.63])]
+    assert mean_beta_used(records, held=(0.1, 0.9)) == pytest.approx(0.6)
+    variant = fixed_beta_variant(records, "apt_muon", held=(0.1, 0.9))
+    assert dict(variant.optimizer_hp) == {"beta_min": 0.6, "beta_max": 0.6}
+    with pytest.raises(ValueError, match="held fraction"):
+        mean_beta_used(records, held=(1.0, 0.9))
+
+
+def test_apt_muon_holds_its_adamw_group_and_apt_adam_holds_nothing() -> None:
+    fraction, beta = ablation_held("apt_muon")
+    assert 0.0 < fraction < 0.5 and beta == 0.9
+    assert ablation_held("apt_adam") is None
 
 
 def test_fixed_beta_control_appears_once_its_default_arm_is_stored(tmp_path) -> None:
