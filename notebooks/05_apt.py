@@ -187,7 +187,8 @@ if complete:
     print(wrapped(f"Per arm: mean ± 95% t-interval half-width over its seeds; Δm% against: {base_label}"))
     display(arm_summary(runs))  # noqa: F821 (IPython builtin)
 else:
-    print(f"No seed of the ablations is complete in this build's store (profile {profile}).")
+    print(wrapped(f"No seed of the ablations is complete in this build's store (profile {profile}): "
+                  f"`python -m apt grid --profile {profile} --benchmarks {ABLATION_BENCHMARK}` computes them."))
 
 # %% [markdown]
 # ## Differences paired by seed
@@ -217,7 +218,8 @@ if complete:
     vs_base = {f: differences(runs[runs.family == f], base_arm[f]) for f in arms}
     display(pd.concat(vs_base, names=["family"]).round(3))  # noqa: F821 (IPython builtin)
 else:
-    print(f"No seed of the ablations is complete in this build's store (profile {profile}).")
+    print(wrapped(f"No seed of the ablations is complete in this build's store (profile {profile}): "
+                  f"`python -m apt grid --profile {profile} --benchmarks {ABLATION_BENCHMARK}` computes them."))
 
 # %%
 if complete:
@@ -230,7 +232,8 @@ if complete:
     fig.tight_layout()
     plt.show()
 else:
-    print(f"No seed of the ablations is complete in this build's store (profile {profile}).")
+    print(wrapped(f"No seed of the ablations is complete in this build's store (profile {profile}): "
+                  f"`python -m apt grid --profile {profile} --benchmarks {ABLATION_BENCHMARK}` computes them."))
 
 # %% [markdown]
 # ## What β did APT use?
@@ -259,7 +262,8 @@ if complete:
     fig.tight_layout()
     plt.show()
 else:
-    print(f"No seed of the ablations is complete in this build's store (profile {profile}).")
+    print(wrapped(f"No seed of the ablations is complete in this build's store (profile {profile}): "
+                  f"`python -m apt grid --profile {profile} --benchmarks {ABLATION_BENCHMARK}` computes them."))
 
 # %%
 if complete:
