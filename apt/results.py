@@ -92,12 +92,38 @@ def effect_counts_text(counts: dict[str, int], unit: str = "") -> str:
     return f"{b} better, {w} worse and {u} unresolved of {n}" + (f" {unit}" if unit else "")
 
 
+def with_intervals(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows of an ``optimizer_table`` or ``apt_table`` whose arms average at least 2 seeds. Only there does a
+    paired difference have an interval, so only there can it be counted as resolved or unresolved; a benchmark
+    with one complete seed is tabulated but not counted."""
+    return table if table.empty else table[table["seeds"] >= 2]
+
+
+def counted_benchmarks(table: pd.DataFrame) -> str:
+    """'multi_fashion, qm9': the benchmarks ``with_intervals`` keeps, in table order, or 'none'."""
+    kept = with_intervals(table)
+    return ", ".join(dict.fromkeys(kept.index.get_level_values("benchmark"))) if not kept.empty else "none"
+
+
 def apt_counts(by_apt: pd.DataFrame, apt: str) -> dict[str, int] | None:
-    """``effect_counts`` of one APT variant summed over the benchmarks of ``apt_table`` output; None if absent."""
-    if by_apt.empty or apt not in by_apt.index.get_level_values("apt"):
+    """``effect_counts`` of one APT variant summed over the benchmarks of ``apt_table`` output that have
+    intervals (``with_intervals``); None if there are none."""
+    kept = with_intervals(by_apt)
+    if kept.empty or apt not in kept.index.get_level_values("apt"):
         return None
-    part = by_apt.xs(apt, level="apt")
+    part = kept.xs(apt, level="apt")
     return {k: int(part[k].sum()) for k in EFFECT_COUNT_KEYS}
+
+
+def vs_ls_counts(by_optimizer: pd.DataFrame, optimizer: str) -> dict[str, int] | None:
+    """Methods resolvedly better / worse than LS under ``optimizer``, and of how many, summed over the benchmarks
+    of ``optimizer_table`` output that have intervals (``with_intervals``); None if there are none."""
+    kept = with_intervals(by_optimizer)
+    if kept.empty or optimizer not in kept.index.get_level_values("optimizer"):
+        return None
+    part = kept.xs(optimizer, level="optimizer")
+    return {"better": int(part["better than LS"].sum()), "worse": int(part["worse than LS"].sum()),
+            "methods": int(part["methods"].sum())}
 
 
 def learning_curves(records: Sequence[dict[str, Any]],

@@ -55,8 +55,8 @@ from apt.figures import OPTIMIZER_COLORS, apt_effect_figure, curves_per_optimize
 from apt.grids import BOOK_OPTIMIZERS, MULTI_BENCHMARKS, book_grids, load_grid
 from apt.analysis import format_results
 from apt.page import counted, show, wrapped
-from apt.results import (apt_counts, apt_table, benchmarks_text, effect_counts, effect_counts_text, learning_curves,
-                         stored_results)
+from apt.results import (apt_counts, apt_table, benchmarks_text, counted_benchmarks, effect_counts,
+                         effect_counts_text, learning_curves, stored_results)
 
 # The cpu and full grids take hours (`make results` / `python -m apt grid`); the chapter renders what the store
 # holds and says what is missing. A smoke build trains its tiny grid so that every cell below runs in CI.
@@ -159,12 +159,13 @@ effect_summary = pd.DataFrame(summary_rows)
 effect_summary
 
 # %%
-by_apt = apt_table(results)  # summed over the benchmarks shown
+by_apt = apt_table(results)  # summed over the benchmarks shown that have intervals (at least two seeds)
 for base in ("adam", "muon"):
     counts = apt_counts(by_apt, f"apt_{base}")
-    glue(f"multi_apt_{base}", "not measured in this build (no complete seed is stored)" if counts is None
+    glue(f"multi_apt_{base}", "not measured in this build (no benchmark has two complete seeds)" if counts is None
          else effect_counts_text(counts, "method × benchmark pairs"), display=False)
 glue("multi_benchmarks_shown", benchmarks_text(results), display=False)
+glue("multi_benchmarks_counted", counted_benchmarks(by_apt), display=False)
 
 # %% [markdown]
 # ## Learning curves
@@ -317,8 +318,9 @@ else:
 # %% [markdown]
 # ## What this chapter shows
 #
-# Benchmarks tabulated in this build: {glue:text}`multi_benchmarks_shown`. Counting, over those benchmarks and
-# all 14 methods, the paired APT − base differences in Δm%:
+# Benchmarks tabulated in this build: {glue:text}`multi_benchmarks_shown`. Counting, over those with at least two
+# seeds ({glue:text}`multi_benchmarks_counted`; with one seed a difference has no interval) and all 14 methods,
+# the paired APT − base differences in Δm%:
 #
 # - APT on Adam: {glue:text}`multi_apt_adam`;
 # - APT on Muon: {glue:text}`multi_apt_muon`.

@@ -34,7 +34,8 @@ from myst_nb import glue
 
 from apt.figures import OPTIMIZER_COLORS
 from apt.grids import book_grids, load_grid
-from apt.results import apt_counts, apt_table, benchmarks_text, effect_counts_text, optimizer_table, stored_results
+from apt.results import (apt_counts, apt_table, benchmarks_text, counted_benchmarks, effect_counts_text, optimizer_table,
+                         stored_results, vs_ls_counts, with_intervals)
 
 grids = book_grids(profile)
 coverage = {name: load_grid(g, profile, results_dir=results_dir, data_dir=data_dir) for name, g in grids.items()}
@@ -103,24 +104,27 @@ if results:
     halves = pd.concat([res.apt_effect["ci95"] for res in results.values()])
     glue_or_missing("summary_resolution", f"{np.nanmedian(halves.to_numpy()):.2f}" if halves.notna().any() else
                     "undefined (one seed: no interval)")
-    mean_by_apt = by_apt.groupby(level="apt")["mean difference"].mean()
+    counted_apt, counted_ls = with_intervals(by_apt), with_intervals(by_optimizer)
+    glue("summary_counted", counted_benchmarks(by_apt), display=False)
+    mean_by_apt = counted_apt.groupby(level="apt")["mean difference"].mean()
     for apt in ("apt_adam", "apt_muon"):
         glue_or_missing(f"summary_{apt}_mean", f"{mean_by_apt[apt]:+.2f}" if apt in mean_by_apt else None)
         counts = apt_counts(by_apt, apt)
         glue_or_missing(f"summary_{apt}_counts", None if counts is None else effect_counts_text(counts))
-    tested = {"1": (int(by_optimizer["methods"].sum()),
-                    int((by_optimizer["better than LS"] + by_optimizer["worse than LS"]).sum()), "with LS"),
-              "2": (int(by_apt["methods"].sum()), int((by_apt["better"] + by_apt["worse"]).sum()), "of APT with its base")}
+    tested = {"1": (int(counted_ls["methods"].sum()),
+                    int((counted_ls["better than LS"] + counted_ls["worse than LS"]).sum()), "with LS"),
+              "2": (int(counted_apt["methods"].sum()), int((counted_apt["better"] + counted_apt["worse"]).sum()),
+                    "of APT with its base")}
     glue_or_missing("summary_chance", "; ".join(
         f"table {t} makes {n} comparisons {what} and resolves {k} of them, where chance alone would resolve about "
-        f"{0.05 * n:.1f}" for t, (n, k, what) in tested.items()) if by_apt["seeds"].min() >= 2 else
+        f"{0.05 * n:.1f}" for t, (n, k, what) in tested.items()) if not counted_apt.empty else
         "with one seed there is no interval, so no comparison is resolved")
     for optimizer in ("adam", "muon"):
-        part = by_optimizer.xs(optimizer, level="optimizer") if optimizer in by_optimizer.index.get_level_values(
-            "optimizer") else None
+        counts = vs_ls_counts(by_optimizer, optimizer)
         glue_or_missing(f"summary_better_ls_{optimizer}",
-                        None if part is None else f"{int(part['better than LS'].sum())} of {int(part['methods'].sum())}")
+                        None if counts is None else f"{counts['better']} of {counts['methods']}")
 else:
+    glue("summary_counted", "none", display=False)
     for name in ("summary_resolution", "summary_chance", "summary_apt_adam_mean", "summary_apt_muon_mean",
                  "summary_apt_adam_counts", "summary_apt_muon_counts", "summary_better_ls_adam",
                  "summary_better_ls_muon"):
@@ -142,8 +146,9 @@ else:
 # %% [markdown]
 # ## Conclusions this build supports
 #
-# Benchmarks tabulated, with the complete seeds each table averages: {glue:text}`summary_benchmarks`. The
-# median 95% half-width of a paired APT − base difference is {glue:text}`summary_resolution` Δm% points:
+# Benchmarks tabulated, with the complete seeds each table averages: {glue:text}`summary_benchmarks`. A
+# benchmark with one seed has no intervals, so every count and mean below is taken over the benchmarks with at
+# least two: {glue:text}`summary_counted`. The median 95% half-width of a paired APT − base difference is {glue:text}`summary_resolution` Δm% points:
 # smaller effects are resolved only when the seeds happen to agree closely, which with few seeds is not rare.
 # A 95% interval excludes zero for about 1 in 20 comparisons of two arms that do not differ, so a count of
 # resolved differences means something only against that rate: {glue:text}`summary_chance`. A count near the
@@ -152,7 +157,7 @@ else:
 # - **Claim 1 (the instant gradient is marginal):** measured directly in {ref}`chapter-instant-gradient`
 #   (Multi-MNIST and QM9, MGDA and LS, one seed; the mechanism, not a ranking); its medians are quoted in
 #   {ref}`chapter-intro`.
-# - **MTL methods against LS:** methods that beat LS with a resolved difference, over the benchmarks tabulated:
+# - **MTL methods against LS:** methods that beat LS with a resolved difference, over the benchmarks counted:
 #   {glue:text}`summary_better_ls_adam` under Adam, {glue:text}`summary_better_ls_muon` under Muon (table 1).
 # - **APT's effect:** mean paired change in Δm% over methods and benchmarks of {glue:text}`summary_apt_adam_mean`
 #   points for APT-Adam and {glue:text}`summary_apt_muon_mean` for APT-Muon (table 2; negative is better). Per

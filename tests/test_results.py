@@ -136,3 +136,21 @@ def test_diagnostic_medians_by_hand() -> None:
     assert medians.loc["adam", ("fidelity", "mgda")] == pytest.approx(0.2)
     # the first step's 0 is left out: median of (−0.4, 0.2, −0.1)
     assert medians.loc["adam", ("momentum_cosine", "mgda")] == pytest.approx(-0.1)
+
+
+def test_a_benchmark_with_one_seed_is_tabulated_but_not_counted() -> None:
+    import pandas as pd
+
+    from apt.results import apt_counts, apt_table, counted_benchmarks, optimizer_table, vs_ls_counts
+
+    two = {"multi_mnist": benchmark_results(STL + RUNS, "multi_mnist")}
+    one = {"qm9": benchmark_results([r for r in STL + RUNS if r["config"]["seed"] == 0], "multi_mnist")}
+    by_apt = pd.concat([apt_table(two), apt_table(one)])
+    by_optimizer = pd.concat([optimizer_table(two), optimizer_table(one)])
+    assert counted_benchmarks(by_apt) == "multi_mnist" and counted_benchmarks(apt_table(one)) == "none"
+    assert apt_counts(by_apt, "apt_adam") == apt_counts(apt_table(two), "apt_adam")
+    assert apt_counts(apt_table(one), "apt_adam") is None
+    assert vs_ls_counts(by_optimizer, "adam") == vs_ls_counts(optimizer_table(two), "adam")
+    assert vs_ls_counts(optimizer_table(one), "adam") is None
+    # by hand (test_optimizer_and_apt_tables_by_hand): under Adam the one other method is resolvedly worse than LS
+    assert vs_ls_counts(optimizer_table(two), "adam") == {"better": 0, "worse": 1, "methods": 1}
