@@ -33,6 +33,7 @@ from apt.config import Config
 from apt.mtl import aggregate, make_method, mtl_backward
 from apt.optim import OPTIMIZERS, make_optimizer, polar_factor
 from apt.optim.newton_schulz import singular_values
+from apt.page import wrapped
 
 CORRECT, WRONG, NOT_FILLED_IN = "correct", "wrong", "not filled in"
 _MARKS = {CORRECT: "[correct]", WRONG: "[try again]", NOT_FILLED_IN: "[not filled in yet]"}
@@ -51,7 +52,8 @@ class Verdict:
         return self.status == CORRECT
 
     def __str__(self) -> str:
-        return f"{_MARKS[self.status]} {self.exercise}: {self.message}"
+        # folded to the book page's width: a notebook shows it as the cell's result, which is clipped, not wrapped
+        return wrapped(f"{_MARKS[self.status]} {self.exercise}: {self.message}")
 
     __repr__ = __str__
 

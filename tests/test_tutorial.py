@@ -62,6 +62,9 @@ def baseline() -> Config:
 def test_verdict_prints_status_exercise_and_reason():
     verdict = tutorial.Verdict("exercise 9", tutorial.WRONG, "because")
     assert str(verdict) == repr(verdict) == "[try again] exercise 9: because"
+    long = tutorial.Verdict("exercise 1", tutorial.CORRECT, "word " * 40)
+    assert max(map(len, str(long).splitlines())) <= 80
+    assert str(long).split() == f"[correct] exercise 1: {'word ' * 40}".split()
     assert not verdict.ok and tutorial.Verdict("e", tutorial.CORRECT, "m").ok
 
 
