@@ -197,7 +197,8 @@ def optimizer_table(results: dict[str, BenchmarkResults]) -> pd.DataFrame:
                 "methods": len(part), "mean MR": float(arms["mean_rank"].mean()),
                 "seeds": int(arms["n_seeds"].min()),
             })
-    return pd.DataFrame(rows).set_index(["benchmark", "optimizer"]) if rows else pd.DataFrame()
+    return _untested_blank(pd.DataFrame(rows).set_index(["benchmark", "optimizer"]),
+                           ["better than LS", "worse than LS"]) if rows else pd.DataFrame()
 
 
 def apt_table(results: dict[str, BenchmarkResults]) -> pd.DataFrame:
@@ -210,7 +211,16 @@ def apt_table(results: dict[str, BenchmarkResults]) -> pd.DataFrame:
             rows.append({"benchmark": name, "apt": apt, **effect_counts(res.apt_effect, apt),
                          "mean difference": float(part["difference"].mean()),
                          "seeds": int(part["n_seeds"].min())})
-    return pd.DataFrame(rows).set_index(["benchmark", "apt"]) if rows else pd.DataFrame()
+    return _untested_blank(pd.DataFrame(rows).set_index(["benchmark", "apt"]),
+                           ["better", "worse", "unresolved"]) if rows else pd.DataFrame()
+
+
+def _untested_blank(table: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """``table`` with the resolved/unresolved counts ``columns`` missing (<NA>) on rows of one seed, where no
+    difference has an interval and so none was tested."""
+    table = table.astype({c: "Int64" for c in columns})
+    table.loc[table["seeds"] < 2, columns] = pd.NA
+    return table
 
 
 def diagnostic_medians(records: dict[tuple[str, str], dict[str, Any]]) -> pd.DataFrame:

@@ -55,8 +55,8 @@ from apt.figures import OPTIMIZER_COLORS, apt_effect_figure, curves_per_optimize
 from apt.grids import BOOK_OPTIMIZERS, MULTI_BENCHMARKS, book_grids, load_grid
 from apt.analysis import format_results
 from apt.page import counted, show, wrapped
-from apt.results import (apt_counts, apt_table, benchmarks_text, counted_benchmarks, effect_counts,
-                         effect_counts_text, learning_curves, stored_results)
+from apt.results import (apt_counts, apt_table, benchmarks_text, counted_benchmarks, effect_counts_text,
+                         learning_curves, stored_results)
 
 # The cpu and full grids take hours (`make results` / `python -m apt grid`); the chapter renders what the store
 # holds and says what is missing. A smoke build trains its tiny grid so that every cell below runs in CI.
@@ -147,19 +147,12 @@ apt_effect_figure({name: res.apt_effect for name, res in results.items()}, profi
 plt.show()
 
 # %%
-summary_rows = []
-for name, res in results.items():
-    for apt in ("apt_adam", "apt_muon"):
-        counts = effect_counts(res.apt_effect, apt)
-        if not counts["methods"]:
-            continue
-        summary_rows.append({"benchmark": name, "APT on": apt[4:], **counts,
-                             "seeds": int(res.apt_effect["n_seeds"].max()) if len(res.apt_effect) else 0})
-effect_summary = pd.DataFrame(summary_rows)
-effect_summary
+# per benchmark and APT variant; <NA>: one seed, so no difference has an interval and none was tested
+by_apt = apt_table(results)
+by_apt.round(3) if not by_apt.empty else print("No complete seed of any grid in this build.")
 
 # %%
-by_apt = apt_table(results)  # summed over the benchmarks shown that have intervals (at least two seeds)
+# summed over the benchmarks shown that have intervals (at least two seeds)
 for base in ("adam", "muon"):
     counts = apt_counts(by_apt, f"apt_{base}")
     glue(f"multi_apt_{base}", "not measured in this build (no benchmark has two complete seeds)" if counts is None

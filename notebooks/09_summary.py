@@ -62,7 +62,9 @@ by_optimizer.round(2) if not by_optimizer.empty else print("No complete seed of 
 # ## 2. Does APT change what the methods achieve?
 #
 # Per benchmark and APT variant: how many methods APT makes better or worse than its base optimizer with a
-# resolved paired difference in Δm%, and the mean over methods of that difference (points; < 0: better).
+# resolved paired difference in Δm%, and the mean over methods of that difference (points; < 0: better). In
+# both tables, <NA> marks a benchmark with one complete seed: no difference has an interval there, so none was
+# tested.
 
 # %%
 by_apt = apt_table(results)

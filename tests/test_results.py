@@ -150,6 +150,10 @@ def test_a_benchmark_with_one_seed_is_tabulated_but_not_counted() -> None:
     assert counted_benchmarks(by_apt) == "multi_mnist" and counted_benchmarks(apt_table(one)) == "none"
     assert apt_counts(by_apt, "apt_adam") == apt_counts(apt_table(two), "apt_adam")
     assert apt_counts(apt_table(one), "apt_adam") is None
+    # tabulated, but its counts are missing rather than "unresolved": nothing was tested
+    assert apt_table(one)[["better", "worse", "unresolved"]].isna().all().all()
+    assert optimizer_table(one)[["better than LS", "worse than LS"]].isna().all().all()
+    assert apt_table(two)[["better", "worse", "unresolved"]].notna().all().all()
     assert vs_ls_counts(by_optimizer, "adam") == vs_ls_counts(optimizer_table(two), "adam")
     assert vs_ls_counts(optimizer_table(one), "adam") is None
     # by hand (test_optimizer_and_apt_tables_by_hand): under Adam the one other method is resolvedly worse than LS
