@@ -56,14 +56,16 @@ pd.DataFrame({name: {"runs stored": loaded.stored_fraction, "complete seeds": lo
 
 # %%
 by_optimizer = optimizer_table(results)
-by_optimizer.round(2) if not by_optimizer.empty else print("No complete seed of any grid in this build.")
+# (without its "methods" column, the number of MTL methods compared with LS, so that the table fits the page)
+by_optimizer.drop(columns="methods").round(2) if not by_optimizer.empty else print(
+    "No complete seed of any grid in this build.")
 
 # %% [markdown]
 # ## 2. Does APT change what the methods achieve?
 #
 # Per benchmark and APT variant: how many methods APT makes better or worse than its base optimizer with a
 # resolved paired difference in Δm%, and the mean over methods of that difference (points; < 0: better). In
-# both tables, <NA> marks a benchmark with one complete seed: no difference has an interval there, so none was
+# both tables, `<NA>` marks a benchmark with one complete seed: no difference has an interval there, so none was
 # tested.
 
 # %%
