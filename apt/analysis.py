@@ -93,6 +93,27 @@ def summarize(frame: pd.DataFrame, value: str, by: Sequence[str] = ("method", "o
     return pd.DataFrame(rows)
 
 
+# A paired difference over fewer seeds has no interval (a t-interval needs one degree of freedom), so it can be
+# neither resolved nor counted as unresolved.
+MIN_SEEDS_FOR_INTERVAL = 2
+
+
+def signed_pm(mean: float, half: float) -> str:
+    """'+3.99 ± 2.95': a signed mean with its 95% half-width to two decimals; '+3.99' when the half-width is NaN
+    (one seed), '' when the mean is NaN."""
+    if np.isnan(mean):
+        return ""
+    return f"{mean:+.2f}" + ("" if np.isnan(half) else f" ± {half:.2f}")
+
+
+def resolved_signs(differences: pd.DataFrame) -> tuple[int, int]:
+    """(below, above): how many rows of a ``paired_difference``-style frame are resolved with ``difference`` < 0,
+    and resolved with ``difference`` > 0; the other rows are unresolved."""
+    resolved = differences["resolved"].astype(bool)
+    return (int(((differences["difference"] < 0) & resolved).sum()),
+            int(((differences["difference"] > 0) & resolved).sum()))
+
+
 def paired_difference(
     frame: pd.DataFrame, value: str, *, column: str, treatment: str, control: str, by: str = "method"
 ) -> pd.DataFrame:
@@ -109,7 +130,7 @@ def paired_difference(
         if not seeds:
             continue
         mean, half, n = mean_ci((a.loc[seeds] - b.loc[seeds]).to_numpy())
-        resolved = bool(n >= 2 and abs(mean) > half)
+        resolved = bool(n >= MIN_SEEDS_FOR_INTERVAL and abs(mean) > half)
         rows.append({by: key, "difference": mean, "ci95": half, "n_seeds": n, "resolved": resolved})
     return pd.DataFrame(rows)
 

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from apt.analysis import paired_difference, results_table, runs_frame
+from apt.analysis import MIN_SEEDS_FOR_INTERVAL, paired_difference, resolved_signs, results_table, runs_frame
 from apt.page import counted
 
 
@@ -77,8 +77,7 @@ def benchmarks_text(results: dict[str, BenchmarkResults]) -> str:
 def effect_counts(apt_effect: pd.DataFrame, apt: str) -> dict[str, int]:
     """How many methods APT (``apt``) resolvedly improves (d < 0), resolvedly worsens, or leaves unresolved."""
     part = apt_effect[apt_effect["apt"] == apt]
-    better = int(((part["difference"] < 0) & part["resolved"]).sum())
-    worse = int(((part["difference"] > 0) & part["resolved"]).sum())
+    better, worse = resolved_signs(part)
     return {"better": better, "worse": worse, "unresolved": len(part) - better - worse, "methods": len(part)}
 
 
@@ -96,7 +95,7 @@ def with_intervals(table: pd.DataFrame) -> pd.DataFrame:
     """The rows of an ``optimizer_table`` or ``apt_table`` whose arms average at least 2 seeds. Only there does a
     paired difference have an interval, so only there can it be counted as resolved or unresolved; a benchmark
     with one complete seed is tabulated but not counted."""
-    return table if table.empty else table[table["seeds"] >= 2]
+    return table if table.empty else table[table["seeds"] >= MIN_SEEDS_FOR_INTERVAL]
 
 
 def counted_benchmarks(table: pd.DataFrame) -> str:
@@ -185,6 +184,7 @@ def optimizer_table(results: dict[str, BenchmarkResults]) -> pd.DataFrame:
         versus = method_vs_ls(res)
         for optimizer, arms in res.arms.groupby("optimizer", sort=False):
             part = versus[versus["optimizer"] == optimizer]
+            better, worse = resolved_signs(part)
             best = arms.loc[arms["delta_m"].idxmin()]
             ls = arms.loc[arms["method"] == "ls", "delta_m"]
             rows.append({
@@ -192,8 +192,7 @@ def optimizer_table(results: dict[str, BenchmarkResults]) -> pd.DataFrame:
                 "LS Δm%": float(ls.iloc[0]) if len(ls) else np.nan,
                 "mean Δm% of methods": float(arms["delta_m"].mean()),
                 "best method": best["method"], "best Δm%": float(best["delta_m"]),
-                "better than LS": int(((part["difference"] < 0) & part["resolved"]).sum()),
-                "worse than LS": int(((part["difference"] > 0) & part["resolved"]).sum()),
+                "better than LS": better, "worse than LS": worse,
                 "methods": len(part), "mean MR": float(arms["mean_rank"].mean()),
                 "seeds": int(arms["n_seeds"].min()),
             })
@@ -219,7 +218,7 @@ def _untested_blank(table: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     """``table`` with the resolved/unresolved counts ``columns`` missing (<NA>) on rows of one seed, where no
     difference has an interval and so none was tested."""
     table = table.astype({c: "Int64" for c in columns})
-    table.loc[table["seeds"] < 2, columns] = pd.NA
+    table.loc[table["seeds"] < MIN_SEEDS_FOR_INTERVAL, columns] = pd.NA
     return table
 
 

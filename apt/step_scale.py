@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from apt.analysis import mean_ci, paired_difference, stl_baseline
+from apt.analysis import mean_ci, paired_difference, resolved_signs, signed_pm, stl_baseline
 from apt.metrics import delta_m
 from apt.page import counted
 
@@ -75,9 +75,7 @@ class StepScaleControl:
     def adam_verdicts(self) -> tuple[int, int, int]:
         """(better, worse, unresolved): the number of methods for which Adam − tuned SGD is resolvedly < 0 (Adam
         helps), resolvedly > 0 (Adam hurts), or unresolved."""
-        resolved = self.chosen["resolved"].astype(bool)
-        better = int(((self.chosen["difference"] < 0) & resolved).sum())
-        worse = int(((self.chosen["difference"] > 0) & resolved).sum())
+        better, worse = resolved_signs(self.chosen)
         return better, worse, len(self.chosen) - better - worse
 
     def adam_verdict_text(self) -> str:
@@ -87,9 +85,7 @@ class StepScaleControl:
         resolved = self.chosen[self.chosen["resolved"].astype(bool)]
 
         def named(count: int, sign: int) -> str:
-            part = resolved[np.sign(resolved["difference"]) == sign]
-            listed = ", ".join(f"{m} {d:+.2f} ± {h:.2f}"
-                               for m, d, h in part[["method", "difference", "ci95"]].itertuples(index=False))
+            listed = _listed(resolved[np.sign(resolved["difference"]) == sign], "difference", "ci95")
             return f"{count} ({listed})" if listed else f"{count}"
 
         return (f"Adam is resolvedly better than tuned SGD for {named(better, -1)}, worse for {named(worse, 1)} and "
@@ -108,11 +104,15 @@ class StepScaleControl:
             return "not measured in this build (no method but LS has a run at LS's chosen learning rate)"
         cost = others["shared_lr_cost"]
         costly = others[others["shared_lr_cost_resolved"].astype(bool) & (cost > 0)]
-        listed = ", ".join(f"{m} {c:+.2f} ± {h:.2f}" for m, c, h in
-                           costly[["method", "shared_lr_cost", "shared_lr_cost_ci"]].itertuples(index=False))
+        listed = _listed(costly, "shared_lr_cost", "shared_lr_cost_ci")
         return (f"the other methods' test Δm% changes by {cost.min():+.2f} to {cost.max():+.2f} points (mean "
                 f"{cost.mean():+.2f}, over {counted(len(others), 'method')}); the loss is resolved for {len(costly)} "
                 f"of {len(others)}" + (f" ({listed})" if listed else ""))
+
+
+def _listed(rows: pd.DataFrame, value: str, ci: str) -> str:
+    """'pcgrad +3.99 ± 2.95, imtl_g +3.30 ± 1.58': each row's method with its ``value`` ± ``ci``."""
+    return ", ".join(f"{m} {signed_pm(v, h)}" for m, v, h in rows[["method", value, ci]].itertuples(index=False))
 
 
 def _delta_m(record: dict[str, Any], base: list[float]) -> float:

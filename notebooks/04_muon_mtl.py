@@ -86,7 +86,7 @@ import numpy as np
 import pandas as pd
 from myst_nb import glue
 
-from apt.analysis import mean_ci, paired_difference
+from apt.analysis import mean_ci, paired_difference, resolved_signs
 from apt.config import Config
 from apt.experiment import record_path, run
 from apt.optim.spectra import alignment_frame, effective_rank_frame, spectra_frame
@@ -337,7 +337,7 @@ glue("claim2_versus_spread_resolved", int(versus_spread["resolved"].sum()), disp
 glue("claim2_versus_count", len(versus), display=False)
 glue("claim2_versus_below_zero", int((versus["difference"] < 0).sum()), display=False)
 lower = int((versus["difference"] < 0).sum())
-resolved_lower = int(((versus["difference"] < 0) & versus["resolved"]).sum())
+resolved_lower, _ = resolved_signs(versus)
 glue("claim2_verdict",
      "yes, resolvedly: its relative spread is lower than every method's, and every difference is resolved"
      if resolved_lower == len(versus) else

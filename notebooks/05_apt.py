@@ -74,7 +74,7 @@ import pandas as pd
 from IPython.display import Markdown
 from myst_nb import glue
 
-from apt.analysis import mean_ci, paired_difference, stl_baseline
+from apt.analysis import mean_ci, paired_difference, signed_pm, stl_baseline
 from apt.experiment import record_path, run
 from apt.store import read_record
 from apt.figures import paired_difference_forest
@@ -135,6 +135,8 @@ complete = [s for s in ABLATION_SEEDS[profile]
             if all(c.run_id in stored for c in configs if c.seed == s)
             and all(any(v.varies.startswith("adaptivity") for v, _ in pairs) for pairs in arms.values())]
 records = {run_id: r for run_id, r in stored.items() if r["config"]["seed"] in complete}
+no_complete_seed = wrapped(f"No seed of the ablations is complete in this build's store (profile {profile}): "
+                           f"`python -m apt grid --profile {profile} --benchmarks {ABLATION_BENCHMARK}` computes them.")
 arms = {family: [(v, c) for v, c in pairs if c.seed in complete] for family, pairs in arms.items()}
 stl_configs = [c for c in stl_configs if c.seed in complete]
 # NBVAL_IGNORE_OUTPUT
@@ -187,8 +189,7 @@ if complete:
     print(wrapped(f"Per arm: mean ± 95% t-interval half-width over its seeds; Δm% against: {base_label}"))
     display(arm_summary(runs))  # noqa: F821 (IPython builtin)
 else:
-    print(wrapped(f"No seed of the ablations is complete in this build's store (profile {profile}): "
-                  f"`python -m apt grid --profile {profile} --benchmarks {ABLATION_BENCHMARK}` computes them."))
+    print(no_complete_seed)
 
 # %% [markdown]
 # ## Differences paired by seed
@@ -218,8 +219,7 @@ if complete:
     vs_base = {f: differences(runs[runs.family == f], base_arm[f]) for f in arms}
     display(pd.concat(vs_base, names=["family"]).round(3))  # noqa: F821 (IPython builtin)
 else:
-    print(wrapped(f"No seed of the ablations is complete in this build's store (profile {profile}): "
-                  f"`python -m apt grid --profile {profile} --benchmarks {ABLATION_BENCHMARK}` computes them."))
+    print(no_complete_seed)
 
 # %%
 if complete:
@@ -232,8 +232,7 @@ if complete:
     fig.tight_layout()
     plt.show()
 else:
-    print(wrapped(f"No seed of the ablations is complete in this build's store (profile {profile}): "
-                  f"`python -m apt grid --profile {profile} --benchmarks {ABLATION_BENCHMARK}` computes them."))
+    print(no_complete_seed)
 
 # %% [markdown]
 # ## What β did APT use?
@@ -262,8 +261,7 @@ if complete:
     fig.tight_layout()
     plt.show()
 else:
-    print(wrapped(f"No seed of the ablations is complete in this build's store (profile {profile}): "
-                  f"`python -m apt grid --profile {profile} --benchmarks {ABLATION_BENCHMARK}` computes them."))
+    print(no_complete_seed)
 
 # %%
 if complete:
@@ -274,9 +272,8 @@ if complete:
             glue(name, "not measured (the run is missing)", display=False)
             return
         d, half, resolved = row.iloc[0][["difference", "ci95", "resolved"]]
-        verdict = "resolved" if resolved else "unresolved"
-        glue(name, f"{d:+.2f} ± {half:.2f} points ({verdict})" if np.isfinite(half) else f"{d:+.2f} points (one seed)",
-             display=False)
+        verdict = "one seed" if not np.isfinite(half) else "resolved" if resolved else "unresolved"
+        glue(name, f"{signed_pm(d, half)} points ({verdict})", display=False)
 
 
     for family in arms:

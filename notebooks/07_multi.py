@@ -53,7 +53,7 @@ from apt.benchmarks import benchmark_class
 from apt.experiment import run
 from apt.figures import OPTIMIZER_COLORS, apt_effect_figure, curves_per_optimizer_figure
 from apt.grids import BOOK_OPTIMIZERS, MULTI_BENCHMARKS, book_grids, load_grid
-from apt.analysis import format_results
+from apt.analysis import format_results, signed_pm
 from apt.page import counted, show, wrapped
 from apt.results import (apt_counts, apt_table, benchmarks_text, counted_benchmarks, effect_counts_text,
                          learning_curves, stored_results)
@@ -246,8 +246,7 @@ if control:
     n_seeds = counted(int(chosen["n_seeds"].max()), "seed")
 
     def mean_pm(column: str, ci: str) -> list[str]:
-        return ["" if np.isnan(m) else f"{m:+.2f}" + ("" if np.isnan(h) else f" ± {h:.2f}")
-                for m, h in zip(chosen[column], chosen[ci])]
+        return [signed_pm(m, h) for m, h in zip(chosen[column], chosen[ci])]
 
     def yes_no(column: str) -> list[str]:
         return ["" if pd.isna(v) else ("yes" if v else "no") for v in chosen[column]]

@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import numpy as np
+import pandas as pd
 
 from apt.analysis import (
     MissingBaselineError,
@@ -160,3 +161,12 @@ def test_results_table_renders_real_smoke_records(smoke_store):
         by_run = [delta_m([m["acc_left"], m["acc_right"]], base, [True, True]) for m in mine]
         assert row["delta_m"] == pytest.approx(np.mean(by_run))
         assert row["delta_m_ci"] == pytest.approx(mean_ci(by_run)[1])
+
+
+def test_signed_pm_and_resolved_signs_by_hand() -> None:
+    from apt.analysis import resolved_signs, signed_pm
+
+    assert signed_pm(3.994, 2.951) == "+3.99 ± 2.95" and signed_pm(-0.1, float("nan")) == "-0.10"
+    assert signed_pm(float("nan"), 1.0) == ""
+    frame = pd.DataFrame({"difference": [-1.0, -2.0, 3.0, 0.5], "resolved": [True, False, True, True]})
+    assert resolved_signs(frame) == (1, 2)
