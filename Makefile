@@ -8,6 +8,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 TORCH_PIN := $(shell sed -n 's/^ *"\(torch==[^"]*\)",*$$/\1/p' pyproject.toml)
+# PyTorch's CPU wheel index: on Linux, PyPI's torch is a CUDA build of several GB. Only torch comes from there
+# (--no-deps); its pure-Python dependencies come with the rest from pip's own index in the next step. Where that
+# index is out of reach, pip retries it a few times (warnings, ~10 s) and takes the wheel from the other sources it
+# is configured with. `make book TORCH_INDEX=` uses pip's own index for torch too (e.g. a venv on a CUDA machine).
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 PROFILE ?= cpu
 DEVICE ?= cpu
 # glibc's default allocator makes QM9's large per-edge tensors 2-3x slower and unstable (TOOLCHAIN.md); the
@@ -22,7 +27,7 @@ setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet "$(TORCH_PIN)"
+	$(PY) -m pip install --quiet $(if $(TORCH_INDEX),--no-deps --index-url $(TORCH_INDEX)) "$(TORCH_PIN)"
 	$(PY) -m pip install --quiet -e ".[book,test]"
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
