@@ -8,21 +8,31 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from apt.analysis import MIN_SEEDS_FOR_INTERVAL
+from apt.page import counted
+
 # One colour per optimizer setting in every chapter: a base optimizer and its APT variant share a hue family.
 OPTIMIZER_COLORS: dict[str, str] = {"adam": "tab:blue", "apt_adam": "tab:cyan", "muon": "tab:red",
                                     "apt_muon": "tab:orange"}
 
 
 def paired_difference_forest(ax: Axes, table: pd.DataFrame, label: str, *, xlabel: str, title: str) -> None:
-    """One row per line of ``table`` (``apt.analysis.paired_difference`` output: difference, ci95, resolved):
-    the mean paired difference with its 95% interval, blue when the interval excludes 0 (resolved), grey when not,
-    labelled by the column ``label``; a vertical line at 0."""
+    """One row per line of ``table`` (``apt.analysis.paired_difference`` output: difference, ci95, resolved,
+    n_seeds): the mean paired difference with its 95% interval, blue when the interval excludes 0 (resolved), grey
+    when not, labelled by the column ``label``; a vertical line at 0. A row without an interval (one seed) is an
+    open grey circle, and the title says how many seeds the panel pairs."""
     y = np.arange(len(table))[::-1]
-    for yi, d, h, resolved in zip(y, table["difference"], table["ci95"].fillna(0), table["resolved"]):
-        ax.errorbar(d, yi, xerr=h, fmt="o", color="tab:blue" if resolved else "tab:gray", capsize=3)
+    for yi, d, h, resolved in zip(y, table["difference"], table["ci95"], table["resolved"]):
+        if pd.isna(h):
+            ax.plot(d, yi, "o", mfc="none", color="tab:gray")
+        else:
+            ax.errorbar(d, yi, xerr=h, fmt="o", color="tab:blue" if resolved else "tab:gray", capsize=3)
     ax.set_yticks(y, table[label])
     ax.axvline(0, color="black", lw=0.8)
-    ax.set(xlabel=xlabel, title=title)
+    paired = table.loc[table["difference"].notna(), "n_seeds"]
+    seeds = int(paired.min()) if len(paired) else 0
+    ax.set(xlabel=xlabel,
+           title=f"{title} ({counted(seeds, 'seed')}{'' if seeds >= MIN_SEEDS_FOR_INTERVAL else ': no interval'})")
 
 
 def apt_effect_figure(effects: dict[str, pd.DataFrame], *, profile: str,
@@ -36,7 +46,7 @@ def apt_effect_figure(effects: dict[str, pd.DataFrame], *, profile: str,
             part = effect[effect["apt"] == apt].reset_index(drop=True)
             paired_difference_forest(ax, part, "method", title=f"{name}: {apt}",
                                      xlabel=f"Δm%({apt}) − Δm%({apt[4:]}) (points; < 0: APT helps)")
-    fig.suptitle(f"APT's effect per method, paired by seed, 95% CI (profile {profile})")
+    fig.suptitle(f"APT's effect per method, paired by seed, 95% CI where there are 2 seeds or more (profile {profile})")
     fig.tight_layout()
     return fig
 

@@ -53,7 +53,7 @@ from apt.benchmarks import benchmark_class
 from apt.experiment import run
 from apt.figures import OPTIMIZER_COLORS, apt_effect_figure, curves_per_optimizer_figure
 from apt.grids import BOOK_OPTIMIZERS, MULTI_BENCHMARKS, book_grids, load_grid
-from apt.analysis import format_results, signed_pm
+from apt.analysis import MIN_SEEDS_FOR_INTERVAL, format_results, signed_pm
 from apt.page import counted, show, wrapped
 from apt.results import (apt_counts, apt_table, benchmarks_text, counted_benchmarks, effect_counts_text,
                          learning_curves, stored_results)
@@ -78,6 +78,10 @@ for name, g in grids.items():
                           "reporting rule": f"{p.selection} (k = {p.selection_k})",
                           "grid": f"{len(g.methods)} methods × {len(g.optimizers)} optimizers × seeds {list(g.seeds)}",
                           "stored": stored[name].stored_fraction})
+arm_counts = {(len(g.methods), len(g.optimizers)) for g in grids.values()}  # the same on every Multi-* benchmark
+glue("multi_arms", "; ".join(f"{m * o} arms ({m} methods × {o} optimizer settings)" for m, o in sorted(arm_counts)),
+     display=False)
+glue("multi_n_methods", " or ".join(str(m) for m, _ in sorted(arm_counts)), display=False)
 pd.DataFrame(protocol_rows).set_index("benchmark")
 
 # %% [markdown]
@@ -101,8 +105,8 @@ pd.DataFrame([{"benchmark": name, "diverged runs": len(loaded.diverged),
 #
 # ## Per-task accuracy, Δm% and mean rank
 #
-# Accuracies as fractions, mean ± 95% t-interval half-width over seeds; MR ranks all 56 arms (14 methods × 4 optimizer
-# settings) of a benchmark on its two accuracies.
+# Accuracies as fractions, mean ± 95% t-interval half-width over seeds; MR ranks all
+# {glue:text}`multi_arms` of a benchmark on its two accuracies.
 
 # %%
 for name, res in results.items():
@@ -126,11 +130,13 @@ for ax, (name, res) in zip(axes[0], results.items()):
                     color=colors[optimizer], label=optimizer, capsize=2)
     ax.set_yticks(list(y.values()), list(y.keys()))
     ax.axvline(0, color="black", lw=0.8)
-    ax.set(xlabel="Δm% vs single-task (points; lower is better)", title=name)
+    seeds = int(res.arms["n_seeds"].min())
+    ax.set(xlabel="Δm% vs single-task (points; lower is better)",
+           title=f"{name} ({counted(seeds, 'seed')}{'' if seeds >= MIN_SEEDS_FOR_INTERVAL else ': no interval'})")
 if results:  # outside the panels: inside, it hides arms
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, title="optimizer", loc="center left", bbox_to_anchor=(1.0, 0.5))
-fig.suptitle(f"Δm% per method and optimizer, mean ± 95% CI over seeds (profile {profile})")
+fig.suptitle(f"Δm% per method and optimizer, mean ± 95% CI over seeds where there are 2 or more (profile {profile})")
 fig.tight_layout()
 plt.show()
 
@@ -311,7 +317,8 @@ else:
 # ## What this chapter shows
 #
 # Benchmarks tabulated in this build: {glue:text}`multi_benchmarks_shown`. Counting, over those with at least two
-# seeds ({glue:text}`multi_benchmarks_counted`; with one seed a difference has no interval) and all 14 methods,
+# seeds ({glue:text}`multi_benchmarks_counted`; with one seed a difference has no interval) and all
+# {glue:text}`multi_n_methods` methods,
 # the paired APT − base differences in Δm%:
 #
 # - APT on Adam: {glue:text}`multi_apt_adam`;

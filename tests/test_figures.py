@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from apt.figures import curves_per_optimizer_figure  # noqa: E402
+from apt.figures import curves_per_optimizer_figure, paired_difference_forest  # noqa: E402
 
 
 def _curves(optimizers: list[str], methods: list[str], epochs: int = 3) -> pd.DataFrame:
@@ -41,4 +41,23 @@ def test_curves_per_optimizer_draws_one_panel_per_optimizer_in_order_with_one_co
     assert len(set(colours.values())) == len(methods)
     (legend,) = fig.legends
     assert [text.get_text() for text in legend.get_texts()] == methods
+    plt.close(fig)
+
+
+def test_forest_draws_intervals_only_where_there_are_seeds_to_make_them() -> None:
+    two_seeds = pd.DataFrame({"method": ["ls", "mgda"], "difference": [1.0, -0.5], "ci95": [0.4, 0.9],
+                              "n_seeds": [2, 2], "resolved": [True, False]})
+    fig, (left, right) = plt.subplots(1, 2)
+    paired_difference_forest(left, two_seeds, "method", xlabel="x", title="t")
+    assert left.get_title() == "t (2 seeds)"
+    # two error bars: the resolved one blue, the unresolved one grey, each spanning difference ± ci95
+    bars = [c for c in left.containers]
+    assert len(bars) == 2
+    segments = [bar.lines[2][0].get_segments()[0] for bar in bars]
+    assert [tuple(seg[:, 0]) for seg in segments] == [(0.6, 1.4), (-1.4, 0.4)]
+    one_seed = two_seeds.assign(ci95=float("nan"), n_seeds=1, resolved=False)
+    paired_difference_forest(right, one_seed, "method", xlabel="x", title="t")
+    assert right.get_title() == "t (1 seed: no interval)"
+    assert not right.containers  # no error bars: open markers only
+    assert [line.get_markerfacecolor() for line in right.get_lines()[:2]] == ["none", "none"]
     plt.close(fig)
