@@ -18,7 +18,10 @@
 # A method that needs the $K$ task gradients pays for them: on a network, each row of the Jacobian
 # $J \in \mathbb{R}^{K \times P}$ is one more backward pass, while a loss-based method (LS, SI, RLW, DWA, UW,
 # FAMO) needs one backward of $\sum_k w_k \ell_k$. Optimizers add their own cost: Muon orthogonalizes every
-# hidden matrix by five Newton–Schulz iterations, APT computes a cosine per tensor. This chapter shows the
+# hidden matrix by five Newton–Schulz iterations, and APT computes cosines between the instant gradient and the
+# momentum: one per parameter tensor in our implementation, which is our assumption
+# {glue:text}`cost_a6_id` ("{glue:text}`cost_a6_name`" in the register of {ref}`chapter-reproducibility`),
+# not a rule the paper states; the alternative is one global cosine. This chapter shows the
 # measured per-step costs as **ratios** against a baseline timed in the same run (absolute times depend on
 # the machine, ratios much less). The numbers are not computed while the book builds: they come from the
 # speed benchmark scripts in `benchmarks/`, which save their measurements together with the exact command,
@@ -36,12 +39,20 @@ import json
 from pathlib import Path
 
 import pandas as pd
+from myst_nb import glue
 
 from apt.data_dir import REPO_ROOT
+from apt.optim.assumptions import ASSUMPTIONS
 from apt.page import command_lines, show, wrapped
 
 # Speed measurements belong to a machine, not to a profile: one folder for all profiles.
 COST_DIR = REPO_ROOT / "results" / "cost"
+
+
+# The cosine's scope is an entry of the assumptions register, not the paper's definition.
+COSINE_SCOPE = next(a for a in ASSUMPTIONS if "cosine_scope" in a.name)
+glue("cost_a6_id", COSINE_SCOPE.id, display=False)
+glue("cost_a6_name", COSINE_SCOPE.name, display=False)
 
 
 def load(name: str) -> dict | None:
@@ -99,11 +110,16 @@ else:
 # %% [markdown]
 # ## Reproduce
 #
-# ```bash
-# .venv/bin/python benchmarks/bench_mtl.py --benchmark qm9 --batch-size 32 --rounds 3 --no-torchjd --json results/cost/mtl_qm9.json
-# .venv/bin/python benchmarks/bench_mtl.py --benchmark celeba --batch-size 16 --rounds 3 --json results/cost/mtl_celeba.json
-# .venv/bin/python benchmarks/bench_optim.py --rounds 7 --steps 3 --json results/cost/optim.json
-# ```
+# The commands that produced the measurements above, as each measurement file stores them (run from the
+# repository's root, with the environment's `python`; `.venv/bin/python` in the environment `make setup` creates):
+
+# %%
+MEASUREMENTS = ("mtl_qm9", "mtl_celeba", "optim")
+stored = {name: load(name) for name in MEASUREMENTS}
+print("\n".join(command_lines(m["command"]) if m else f"# {name}: not measured (no {COST_DIR / f'{name}.json'})"
+                for name, m in stored.items()))
+
+# %% [markdown]
 # TorchJD is left out on QM9: its Jacobian engine vmaps the backward, and PyTorch has no batching rule for the
 # GRU's backward, so one step takes minutes there. On a GPU add `--device cuda` to either script (each timed step
 # is then enclosed in `torch.cuda.synchronize()`); the saved file records the device, and ratios from a GPU are

@@ -49,16 +49,15 @@ import re
 import pandas as pd
 from myst_nb import glue
 
-from apt.benchmarks import BENCHMARKS, Protocol, benchmark_class
-from apt.data_dir import REPO_ROOT
+from apt.benchmarks import Protocol, benchmark_class
+from apt.data_dir import REPO_ROOT, DataMissingError
 from apt.data_dir import data_dir as resolve_data_dir
-from apt.mtl import METHODS
+from apt.grids import ABLATION_SEEDS, ablation_arms, book_configs, book_grids, sgd_control_configs
 from apt.page import command_lines
-from apt.sweep import grid
 from apt.sweep_ray import CPUS_PER_RUN
 
-OPTIMIZERS = ["adam", "apt_adam", "muon", "apt_muon"]
-SEEDS = [0, 1, 2]
+# The full profile's grids of apt.grids: every method × Adam, APT-Adam, Muon, APT-Muon × 3 seeds, + STL baselines.
+FULL_GRIDS = book_grids("full")
 COST_DIR = REPO_ROOT / "results" / "cost"  # speed measurements belong to a machine, not to a profile
 
 # %% [markdown]
@@ -66,24 +65,26 @@ COST_DIR = REPO_ROOT / "results" / "cost"  # speed measurements belong to a mach
 #
 # Every node needs the same checkout of this repository installed the same way (`make setup`, or the conda
 # environment on GPU machines), the data under the same `APT_DATA_DIR`, and the shared folder for results and
-# checkpoints. Ray's workers inherit the environment of the `ray start` that launched their node, so set the
-# variables in that shell (the two `MALLOC_` settings keep QM9's large per-edge tensors fast, see
-# `TOOLCHAIN.md`).
+# checkpoints. The commands on this page run in that environment, activated: `python` and `ray` are its own (in
+# the virtual environment `make setup` creates, without activating it, they are `.venv/bin/python` and
+# `.venv/bin/ray`; in the conda environment, after `conda activate`, they are on the `PATH`). Ray's workers
+# inherit the environment of the `ray start` that launched their node, so set the variables in that shell (the
+# two `MALLOC_` settings keep QM9's large per-edge tensors fast, see `TOOLCHAIN.md`).
 #
 # **Plain machines.** On the head node, then on every other node:
 #
 # ```bash
 # export APT_DATA_DIR=/shared/apt/data MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000
-# .venv/bin/ray start --head --port=6379 --include-dashboard=false     # on the head node
-# .venv/bin/ray start --address=HEAD_IP:6379                           # on each other node
-# .venv/bin/ray status                                                 # every node's CPUs and GPUs
+# ray start --head --port=6379 --include-dashboard=false     # on the head node
+# ray start --address=HEAD_IP:6379                           # on each other node
+# ray status                                                 # every node's CPUs and GPUs
 # ```
 #
 # Ray's servers listen on every network interface and run whatever code a client sends: on a network you
 # do not fully trust, enable Ray's token authentication (`export RAY_AUTH_MODE=token RAY_AUTH_TOKEN=...`
 # with one secret for all nodes and for the sweep command; see Ray's documentation on token
 # authentication). Ray counts each machine's CPUs and GPUs itself (`--num-cpus` / `--num-gpus` override it). Run the sweep
-# commands below on the head node with `--address HEAD_IP:6379`; `.venv/bin/ray stop` on every node ends the
+# commands below on the head node with `--address HEAD_IP:6379`; `ray stop` on every node ends the
 # cluster. Without `--address`, `--backend ray` connects to `$RAY_ADDRESS` or to a cluster started on the
 # same machine, and otherwise starts a Ray instance of its own that ends with the sweep (one machine, all its
 # GPUs).
@@ -98,11 +99,11 @@ COST_DIR = REPO_ROOT / "results" / "cost"  # speed measurements belong to a mach
 # export APT_DATA_DIR=/shared/apt/data MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000
 # nodes=($(scontrol show hostnames "$SLURM_JOB_NODELIST"))
 # head_ip=$(srun --nodes=1 --ntasks=1 -w "${nodes[0]}" hostname --ip-address | awk '{print $1}')
-# srun --nodes=1 --ntasks=1 -w "${nodes[0]}" .venv/bin/ray start --head --block --node-ip-address="$head_ip" \
+# srun --nodes=1 --ntasks=1 -w "${nodes[0]}" ray start --head --block --node-ip-address="$head_ip" \
 #      --port=6379 --num-cpus="$SLURM_CPUS_PER_TASK" --num-gpus=4 --include-dashboard=false &
 # sleep 30
 # for node in "${nodes[@]:1}"; do
-#   srun --nodes=1 --ntasks=1 -w "$node" .venv/bin/ray start --block --address="$head_ip:6379" \
+#   srun --nodes=1 --ntasks=1 -w "$node" ray start --block --address="$head_ip:6379" \
 #        --num-cpus="$SLURM_CPUS_PER_TASK" --num-gpus=4 &
 # done
 # sleep 30
@@ -116,17 +117,29 @@ COST_DIR = REPO_ROOT / "results" / "cost"  # speed measurements belong to a mach
 # %% [markdown]
 # ## The commands for the full grid
 #
-# One command per benchmark. Each adds the single-task baselines (one run per task and seed, trained with
-# Adam) that Δm needs; `--no-stl` leaves them out.
+# One command per benchmark, for its method × optimizer grid (`apt.grids.book_grids("full")`). Each adds the
+# single-task baselines (one run per task and seed, trained with Adam) that Δm needs; `--no-stl` leaves them out.
 
 # %%
+SHARED = "--results-dir /shared/apt/results/full --runs-dir /shared/apt/runs/full"
+
+
 def sweep_command(benchmark: str) -> str:
-    return (f".venv/bin/python -m apt sweep --benchmark {benchmark} --methods {','.join(METHODS)} "
-            f"--optimizers {','.join(OPTIMIZERS)} --seeds {','.join(map(str, SEEDS))} --profile full --device cuda "
-            f"--backend ray --address $HEAD --results-dir /shared/apt/results/full --runs-dir /shared/apt/runs/full")
+    g = FULL_GRIDS[benchmark]
+    return (f"python -m apt sweep --benchmark {benchmark} --methods {','.join(g.methods)} "
+            f"--optimizers {','.join(g.optimizers)} --seeds {','.join(map(str, g.seeds))} --profile full "
+            f"--device cuda --backend ray --address $HEAD {SHARED}")
 
 
-print("\n\n".join(command_lines(sweep_command(benchmark)) for benchmark in BENCHMARKS))
+print("\n\n".join(command_lines(sweep_command(benchmark)) for benchmark in FULL_GRIDS))
+
+# %% [markdown]
+# Or one command for everything the book's result chapters read at the `full` profile: these grids, plus the
+# ablations of APT's assumed rules ({ref}`chapter-apt`) and the SGD step-scale control
+# ({ref}`chapter-multi`), each run once even where two of them share a run:
+
+# %%
+print(command_lines(f"python -m apt grid --profile full --device cuda --backend ray --address $HEAD {SHARED}"))
 
 # %% [markdown]
 # ## What it costs
@@ -151,13 +164,10 @@ def full_train_size(name: str) -> tuple[int, str]:
     if hasattr(cls, "full_pairs"):
         return cls.full_pairs["train"], "benchmark definition"
     if name == "qm9":
-        from apt.benchmarks.qm9_raw import N_GDB9_RECORDS
-
-        uncharacterized = folder / "qm9" / "raw" / "uncharacterized.txt"
-        if uncharacterized.is_file():
-            skipped = sum(bool(re.match(r"\s*\d+\s", line)) for line in uncharacterized.read_text().splitlines())
-            train, _, _ = cls(folder).split_indices(N_GDB9_RECORDS - skipped, 0)
-            return len(train), "counted from the data"
+        try:
+            return cls(folder).full_split_sizes()[0], "counted from the data"
+        except DataMissingError:
+            pass
     if name == "celeba":
         try:
             return len(cls(folder).annotations().split_indices("train")), "counted from the data"
@@ -167,12 +177,17 @@ def full_train_size(name: str) -> tuple[int, str]:
     return int(published.group(1).replace(",", "")), "published split size (data not here)"
 
 
+def full_grid(name: str) -> list:
+    """The configs of benchmark ``name``'s `full` grid (method × optimizer × seed, + STL baselines)."""
+    return FULL_GRIDS[name].configs("full", device="cuda")
+
+
 rows = []
-for name in BENCHMARKS:
+for name in FULL_GRIDS:
     protocol = full_protocol(name)
     size, source = full_train_size(name)
     steps_per_epoch = -(-size // protocol.batch_size)
-    configs = grid(name, METHODS, OPTIMIZERS, SEEDS, profile="full", device="cuda")
+    configs = full_grid(name)
     n_stl = sum(c.stl_task is not None for c in configs)
     rows.append({"benchmark": name, "runs": len(configs), "of which STL": n_stl, "epochs": protocol.epochs,
                  "train examples": size, "batch": protocol.batch_size, "steps per run": protocol.epochs * steps_per_epoch,
@@ -183,16 +198,41 @@ glue("cluster_runs_total", int(plan["runs"].sum()), display=False)
 glue("cluster_runs_mtl", int((plan["runs"] - plan["of which STL"]).sum()), display=False)
 glue("cluster_steps_total", int((plan["runs"] * plan["steps per run"]).sum()), display=False)
 glue("cluster_gpu_cpus", CPUS_PER_RUN["full"], display=False)
+# What `python -m apt grid --profile full --device cuda` trains (its --dry-run counts the same): the grids, the
+# ablation arms and the SGD control, each run once. The fixed-β control arms of the ablations join once APT's
+# default arms are in the store (their β is the default arms' mean), so the total can grow by those.
+book_total = len(book_configs("full", device="cuda"))
+arms = ablation_arms("full", device="cuda")
+n_ablation = sum(len(pairs) for pairs in arms.values())
+n_control = len(sgd_control_configs("full", device="cuda"))
+n_fixed_beta = len(arms) * len(ABLATION_SEEDS["full"])  # one control arm per ablation family, every seed
+has_fixed_beta = any("fixed" in v.label for pairs in arms.values() for v, _ in pairs)
+assert book_total == int(plan["runs"].sum()) + n_ablation + n_control, "grids + ablations + control ≠ apt grid"
+glue("cluster_runs_book", book_total, display=False)
+glue("cluster_runs_ablation", n_ablation, display=False)
+glue("cluster_runs_control", n_control, display=False)
+extra_benchmarks = {c.benchmark for c in book_configs("full", device="cuda", grids=False)}
+glue("cluster_extra_benchmark", ", ".join(sorted(extra_benchmarks)), display=False)
+glue("cluster_fixed_beta_note", "" if has_fixed_beta else
+     f" (and {n_fixed_beta} more, the fixed-β control arms, once APT's default ablation arms are stored)",
+     display=False)
 
 # %% [markdown]
-# The full grid is {glue:text}`cluster_runs_total:,` runs ({glue:text}`cluster_runs_mtl:,` of them MTL runs,
-# the rest single-task baselines), {glue:text}`cluster_steps_total:,` optimizer steps in all.
+# The method × optimizer grids (the per-benchmark sweep commands above) are {glue:text}`cluster_runs_total:,` runs
+# ({glue:text}`cluster_runs_mtl:,` of them MTL runs, the rest single-task baselines),
+# {glue:text}`cluster_steps_total:,` optimizer steps in all. `python -m apt grid --profile full` trains
+# {glue:text}`cluster_runs_book:,` runs: these, plus {glue:text}`cluster_runs_ablation` runs of APT's ablations
+# and {glue:text}`cluster_runs_control` of the SGD step-scale control, all on
+# {glue:text}`cluster_extra_benchmark`{glue:text}`cluster_fixed_beta_note`. The costs below are those of the
+# grids; the ablations and the control add runs of that benchmark's small model.
 #
-# **Time per step.** The step times measured in this project are CPU times (`benchmarks/bench_mtl.py` on the
-# real QM9 and CelebA models, see {ref}`chapter-cost`): forward and the method's backward at a small batch,
-# plus `optimizer.step()` from `benchmarks/bench_optim.py`. Scaled linearly to the protocol's batch size (on
-# a CPU the cost of these models grows about in proportion to the batch) they give the CPU-hours below, for
-# training steps only (the per-epoch evaluation passes come on top). Each STL run is costed as an LS step.
+# **Time per step.** The step times measured in this project are wall times on a CPU (`benchmarks/bench_mtl.py`
+# on the real QM9 and CelebA models, see {ref}`chapter-cost`): forward and the method's backward at a small
+# batch, plus `optimizer.step()` from `benchmarks/bench_optim.py`, each on the measured machine with torch using
+# the number of threads the table gives. Scaled linearly to the protocol's batch size (on a CPU the cost of
+# these models grows about in proportion to the batch) they give the hours below: **machine-hours**, wall-clock
+# hours of that whole machine (× its thread count = core-hours), for training steps only (the
+# per-epoch evaluation passes come on top). Each STL run is costed as an LS step.
 
 # %%
 def load(name: str) -> dict | None:
@@ -202,7 +242,7 @@ def load(name: str) -> dict | None:
 
 optimizer_steps = load("optim")
 cost_rows = []
-for name in BENCHMARKS:
+for name in FULL_GRIDS:
     measured = load(f"mtl_{name}")
     if measured is None or optimizer_steps is None or name not in optimizer_steps["median_seconds"]:
         continue
@@ -210,35 +250,59 @@ for name in BENCHMARKS:
     scale = protocol.batch_size / measured["batch_size"]
     steps = plan.loc[name, "steps per run"]
     seconds = 0.0
-    for config in grid(name, METHODS, OPTIMIZERS, SEEDS, profile="full", device="cuda"):
+    for config in full_grid(name):
         method = "ls" if config.stl_task is not None else config.method
         step = measured["median_seconds"][method] * scale + optimizer_steps["median_seconds"][name][config.optimizer]
         seconds += steps * step
     ls_step = measured["median_seconds"]["ls"] * scale + optimizer_steps["median_seconds"][name]["adam"]
+    threads = measured.get("threads", measured["environment"]["torch_threads"])
     cost_rows.append({"benchmark": name, "measured at batch": measured["batch_size"],
                       "LS+Adam step at protocol batch (s)": ls_step,
-                      "one LS+Adam run (CPU-hours)": steps * ls_step / 3600,
-                      "full grid (CPU-hours)": seconds / 3600,
+                      "one LS+Adam epoch (minutes)": steps * ls_step / protocol.epochs / 60,
+                      "one LS+Adam run (machine-hours)": steps * ls_step / 3600,
+                      "grid (machine-hours)": seconds / 3600,
+                      "grid (core-hours)": seconds / 3600 * threads,
                       "measured": f"{measured['date'][:10]}, {measured['environment']['cpu_count']} CPUs, "
-                                  f"torch {measured['environment']['torch']}"})
+                                  f"{threads} threads, torch {measured['environment']['torch']}",
+                      "threads": threads, "cpus": measured["environment"]["cpu_count"]})
 cost = pd.DataFrame(cost_rows).set_index("benchmark")
-display(cost.round(2))
+display(cost.drop(columns=["threads", "cpus"]).round(2))
 for name in cost.index:
-    glue(f"cluster_cpu_hours_{name}", float(cost.loc[name, "full grid (CPU-hours)"]), display=False)
-    glue(f"cluster_cpu_years_{name}", float(cost.loc[name, "full grid (CPU-hours)"]) / (24 * 365), display=False)
+    glue(f"cluster_machine_hours_{name}", float(cost.loc[name, "grid (machine-hours)"]), display=False)
+    glue(f"cluster_machine_years_{name}", float(cost.loc[name, "grid (machine-hours)"]) / (24 * 365),
+         display=False)
+    glue(f"cluster_core_hours_{name}", float(cost.loc[name, "grid (core-hours)"]), display=False)
+    glue(f"cluster_threads_{name}", int(cost.loc[name, "threads"]), display=False)
+    glue(f"cluster_cpus_{name}", int(cost.loc[name, "cpus"]), display=False)
 
 # %% [markdown]
-# On this project's 2-core CPU the QM9 grid alone would take {glue:text}`cluster_cpu_hours_qm9:,.0f`
-# CPU-hours (about {glue:text}`cluster_cpu_years_qm9:.1f` years on one such machine), CelebA's
-# {glue:text}`cluster_cpu_hours_celeba:,.0f`: the full protocol is GPU work. Most of it is the
+# On the measured machine ({glue:text}`cluster_cpus_qm9` CPUs, torch with {glue:text}`cluster_threads_qm9`
+# threads) the QM9 grid alone would take {glue:text}`cluster_machine_hours_qm9:,.0f` machine-hours (about
+# {glue:text}`cluster_machine_years_qm9:.1f` years on that one machine; {glue:text}`cluster_core_hours_qm9:,.0f`
+# core-hours), CelebA's {glue:text}`cluster_machine_hours_celeba:,.0f` machine-hours
+# ({glue:text}`cluster_core_hours_celeba:,.0f` core-hours): the full protocol is GPU work. Most of it is the
 # gradient-based methods, whose K backward passes per step cost many LS steps ({ref}`chapter-cost`).
 #
 # **GPU step times were not measured here** (this project's machines have no GPU), so this page gives no
-# GPU-hours. `benchmarks/bench_mtl.py` has no device option; measure instead with one epoch of the real
-# protocol on your GPU, which also includes data loading and evaluation:
+# GPU-hours. Measure them on your GPU with the same speed benchmarks: `benchmarks/bench_mtl.py --device cuda`
+# times every method's step on the real model at the protocol's batch size (each step between two
+# `torch.cuda.synchronize()` calls), `benchmarks/bench_optim.py --device cuda` the optimizers' steps:
+
+# %%
+print("\n".join(command_lines(
+    f"python benchmarks/bench_mtl.py --benchmark {name} --batch-size {full_protocol(name).batch_size} --rounds 5"
+    f"{' --no-torchjd' if name == 'qm9' else ''} --device cuda --json results/cost/mtl_{name}_cuda.json")
+    for name in ("qm9", "celeba")))
+print(command_lines("python benchmarks/bench_optim.py --rounds 5 --steps 3 --device cuda "
+                    "--json results/cost/optim_cuda.json"))
+
+# %% [markdown]
+# (This chapter and {ref}`chapter-cost` read only the CPU files `mtl_<benchmark>.json` and `optim.json`.) Use
+# their ratios in place of the CPU ratios in the table below. For absolute time, one epoch of the real
+# protocol, which also includes data loading and evaluation:
 #
 # ```bash
-# .venv/bin/python -m apt run --benchmark qm9 --method ls --optimizer adam --profile full --device cuda \
+# python -m apt run --benchmark qm9 --method ls --optimizer adam --profile full --device cuda \
 #     --override epochs=1 --results-dir /tmp/apt-timing
 # ```
 #
@@ -252,15 +316,17 @@ for name in cost.index:
 def ls_epoch_equivalents(name: str) -> float:
     """The full grid of benchmark `name` in units of one LS epoch of its full protocol."""
     measured = load(f"mtl_{name}")
-    ratio = {m: measured["median_seconds"][m] / measured["median_seconds"]["ls"] for m in METHODS} if measured else {}
+    methods = FULL_GRIDS[name].methods
+    median = measured["median_seconds"] if measured else {}
+    ratio = {m: median[m] / median["ls"] for m in methods} if measured else {}
     epochs = full_protocol(name).epochs
-    configs = grid(name, METHODS, OPTIMIZERS, SEEDS, profile="full", device="cuda")
+    configs = full_grid(name)
     return sum(epochs * (1.0 if c.stl_task is not None else ratio.get(c.method, 1.0)) for c in configs)
 
 
-gpu_plan = pd.DataFrame({"LS epochs": {name: ls_epoch_equivalents(name) for name in BENCHMARKS},
+gpu_plan = pd.DataFrame({"LS epochs": {name: ls_epoch_equivalents(name) for name in FULL_GRIDS},
                          "method ratios": {name: "measured" if load(f"mtl_{name}") else "1 (not measured)"
-                                           for name in BENCHMARKS}})
+                                           for name in FULL_GRIDS}})
 display(gpu_plan.round(0))
 glue("cluster_ls_epochs_qm9", float(gpu_plan.loc["qm9", "LS epochs"]), display=False)
 

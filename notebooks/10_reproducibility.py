@@ -39,6 +39,7 @@ import pkgutil
 import platform
 import re
 import shlex
+import subprocess
 import tomllib
 from pathlib import Path
 
@@ -53,6 +54,7 @@ from apt.data_dir import REPO_ROOT
 from apt.experiment import default_results_dir
 from apt.grids import book_grids
 from apt.optim.assumptions import ASSUMPTIONS, register_myst
+from apt.page import counted, show
 from apt.store import load_records
 
 STORE = Path(results_dir) if results_dir else default_results_dir(profile)
@@ -90,19 +92,55 @@ versions
 
 # %% [markdown]
 # The records of the {glue:text}`repro_profile` results store ({glue:text}`repro_n_records` records) say which
-# versions produced them (one row per distinct environment):
+# versions produced them: one row per distinct environment (package versions and platform), with the git
+# revisions of the code that ran in it given as a count and a range (the first and the last by commit date; a
+# revision marked `+dirty` is that commit with uncommitted changes in the working tree). Each record holds its
+# full revision.
 
 # %% tags=["hide-input"]
 # NBVAL_IGNORE_OUTPUT (the store's content depends on which runs this build has made)
-ENVIRONMENT_FIELDS = ["apt", "python", "torch", "numpy", "platform", "git_revision"]
+ENVIRONMENT_FIELDS = ["apt", "python", "torch", "numpy", "platform"]
+
+
+def commit_date(revision: str) -> str | None:
+    """ISO commit date of ``revision`` (a ``+dirty`` suffix ignored) in this clone, or None if it is not here."""
+    try:
+        out = subprocess.run(["git", "show", "-s", "--format=%cI", revision.removesuffix("+dirty")], cwd=REPO_ROOT,
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (out.stdout.strip() or None) if out.returncode == 0 else None
+
+
+def revision_summary(revisions: pd.Series) -> str:
+    """'N revisions (d +dirty), first … last (dates)': the git revisions of a group of records, compactly."""
+    distinct = sorted(set(revisions.dropna()))
+    if not distinct:
+        return "not recorded"
+    dated = sorted((commit_date(r) or "", r) for r in distinct)
+    known = [(d, r) for d, r in dated if d]
+    text = f"{len(distinct)} revision{'s' if len(distinct) != 1 else ''}"
+    n_dirty = sum(r.endswith("+dirty") for r in distinct)
+    if n_dirty:
+        text += f" ({n_dirty} +dirty)"
+    if known:
+        (d0, r0), (d1, r1) = known[0], known[-1]
+        text += f": {r0[:8]} ({d0[:10]})" + (f" … {r1[:8]} ({d1[:10]})" if r1 != r0 else "")
+    if len(known) < len(distinct):
+        text += f"; {len(distinct) - len(known)} not in this clone's history"
+    return text
+
+
 if records:
     environments = pd.DataFrame([{k: r["environment"].get(k) for k in ENVIRONMENT_FIELDS} | {
-        "benchmark": r["config"]["benchmark"]} for r in records])
-    environments["git_revision"] = environments["git_revision"].str[:12]  # the short hash; the record has it whole
+        "benchmark": r["config"]["benchmark"], "git_revision": r["environment"].get("git_revision")}
+        for r in records])
     by_environment = (environments.groupby(ENVIRONMENT_FIELDS, dropna=False)
-                      .agg(records=("benchmark", "size"), benchmarks=("benchmark", lambda b: ", ".join(sorted(set(b)))))
-                      .reset_index())
-    display(by_environment.T)
+                      .agg(records=("benchmark", "size"),
+                           benchmarks=("benchmark", lambda b: ", ".join(sorted(set(b)))),
+                           git_revisions=("git_revision", revision_summary))
+                      .reset_index().rename(columns={"git_revisions": "git revisions"}))
+    display(by_environment)
 else:
     print(f"no records in {STORE}")
 
@@ -191,9 +229,10 @@ print("\n".join(recipe))
 # For a GPU: `python -m apt grid --profile full --device cuda` first, then the same second line with
 # `--profile full --device cuda`. Each
 # stored record holds the configuration that produced it, so the exact command of every run can be given: the
-# table lists one `python -m apt run` command per group of records that differ only in their seed (the
-# command's `--seed` takes each listed value). A rerun with the same configuration has the same config hash
-# and reads the stored record instead of training again.
+# tables below, one per benchmark, list one `python -m apt run` command per group of records that differ only in
+# their seed (the command's `--seed` takes each listed value): {glue:text}`repro_n_commands` commands for the
+# {glue:text}`repro_n_records` records, every one of them shown. A rerun with the same configuration has the same
+# config hash and reads the stored record instead of training again.
 
 # %% tags=["hide-input"]
 # NBVAL_IGNORE_OUTPUT (the store's content depends on which runs this build has made)
@@ -223,8 +262,15 @@ commands = pd.DataFrame([{"command": run_command(r["config"]), "seed": r["config
 if len(commands):
     commands = (commands.groupby(["benchmark", "command"])["seed"]
                 .agg(lambda s: ",".join(map(str, sorted(s)))).rename("seeds").reset_index())
-    display(commands)
+    glue("repro_n_commands", len(commands), display=False)
+    # every row, one table per benchmark: pandas would otherwise elide all but the first and last rows
+    with pd.option_context("display.max_rows", None):
+        for benchmark, group in commands.groupby("benchmark"):
+            show(f"{benchmark}: {counted(len(group), 'command')}, "
+                 f"{counted(int(group['seeds'].str.count(',').sum() + len(group)), 'record')}")
+            display(group[["command", "seeds"]].reset_index(drop=True))
 else:
+    glue("repro_n_commands", 0, display=False)
     print(f"no records in {STORE}")
 
 # %% [markdown]

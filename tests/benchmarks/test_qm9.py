@@ -133,6 +133,16 @@ def test_full_size_split_follows_the_lineage(qm9):
     assert (len(test), len(val), len(train)) == (10_000, 10_000, 110_831)
 
 
+def test_full_split_sizes_count_the_characterized_molecules(qm9, csv_rows, tmp_path):
+    characterized = int(csv_rows["mu"].notna().sum())  # the csv's uncharacterized rows are empty
+    held_out = characterized // 13
+    assert qm9.full_split_sizes() == (characterized - 2 * held_out, held_out, held_out)
+    assert sum(qm9.full_split_sizes()) == len(qm9.dataset())
+    # without the raw files, the same count from qm9pack's table (nothing is built)
+    assert QM9Benchmark(tmp_path, max_records=N_RECORDS).full_split_sizes() == qm9.full_split_sizes()
+    assert not any(tmp_path.iterdir())
+
+
 def test_model_shapes_and_parameter_split(qm9):
     splits = qm9.splits(qm9.protocol_for("smoke"), seed=0)
     torch.manual_seed(0)
