@@ -348,16 +348,27 @@ for label, weight in (("equal weights", 1.0), ("right task x 0.1", 0.1)):
 balance = pd.DataFrame(rows).set_index(["weights", "update"])
 # rounded to the 2 decimals the text shows: nbval compares glued values, and bfloat16 Newton-Schulz changes the
 # 4th decimal with the number of threads
-glue("workshop_right_cos_summed",
-     round(float(balance.loc[("right task x 0.1", "summed gradient"), "cos with right"]), 2), display=False)
-glue("workshop_right_cos_muon",
-     round(float(balance.loc[("right task x 0.1", "orthogonalized (Muon)"), "cos with right"]), 2), display=False)
+down_weighted = balance.loc["right task x 0.1"]
+for update_name, key in (("summed gradient", "summed"), ("orthogonalized (Muon)", "muon")):
+    for task in ("left", "right"):
+        glue(f"workshop_{task}_cos_{key}", round(float(down_weighted.loc[update_name, f"cos with {task}"]), 2),
+             display=False)
+# the balance between the tasks: how much the update serves the weak task per unit it serves the strong one
+ratio = down_weighted["cos with right"] / down_weighted["cos with left"]
+glue("workshop_ratio_summed", round(float(ratio["summed gradient"]), 2), display=False)
+glue("workshop_ratio_muon", round(float(ratio["orthogonalized (Muon)"]), 2), display=False)
+glue("workshop_ratio_verdict",
+     "raises" if ratio["orthogonalized (Muon)"] > ratio["summed gradient"] else "does not raise", display=False)
 balance.round(3)
 
 # %% [markdown]
-# With the right task down-weighted, the summed gradient's cosine with the right task's gradient is
-# {glue:text}`workshop_right_cos_summed:.2f`; after orthogonalization it is
-# {glue:text}`workshop_right_cos_muon:.2f`.
+# With the right task down-weighted, the summed gradient has cosine {glue:text}`workshop_left_cos_summed:.2f` with
+# the left task's gradient and {glue:text}`workshop_right_cos_summed:.2f` with the right task's; after
+# orthogonalization, {glue:text}`workshop_left_cos_muon:.2f` and {glue:text}`workshop_right_cos_muon:.2f`. Both
+# cosines change, so compare their ratio, right over left: how much the update serves the weak task per unit it
+# serves the strong one. It is {glue:text}`workshop_ratio_summed:.2f` for the summed gradient and
+# {glue:text}`workshop_ratio_muon:.2f` after orthogonalization: here orthogonalization
+# {glue:text}`workshop_ratio_verdict` the weak task's relative share.
 #
 # **Discuss (3 min).** The APT paper calls Muon "a multi-task learner" for this reason. If orthogonalization
 # already balances the tasks, what is left for an MTL method to do under Muon? And *which* matrix gets
@@ -365,10 +376,10 @@ balance.round(3)
 #
 # ## Step 4 · Switch APT on (20 min)
 #
-# APT makes the momentum coefficient adaptive: $\beta_t$ moves between $\beta_{\min} = 0.5$ and
-# $\beta_{\max} = 0.9$ with the cosine between $g_t$ and $m_{t-1}$, so that the instant gradient can take a larger
-# share of the step. The exact rule of the paper is not published: `apt.optim` implements documented
-# assumptions (register entries A1–A8 of `apt.optim.assumptions`). In `apt` you switch it on by the optimizer's
+# APT makes the momentum coefficient adaptive, so that the instant gradient can take a larger share of the step.
+# The exact rule of the paper is not published: `apt.optim` implements documented assumptions (register entries
+# A1–A8 of `apt.optim.assumptions`). In ours, $\beta_t$ moves between $\beta_{\min} = 0.5$ and
+# $\beta_{\max} = 0.9$ (A8) with the cosine between $g_t$ and $m_{t-1}$ (A4). In `apt` you switch it on by the optimizer's
 # name. The baseline is MGDA with Adam:
 
 # %%
@@ -428,12 +439,19 @@ frame["mean accuracy"] = (frame["acc_left"] + frame["acc_right"]) / 2
 difference = paired_difference(frame, "mean accuracy", column="optimizer", treatment="apt_adam", control="adam")
 glue("workshop_apt_difference", 100 * float(difference["difference"].iloc[0]), display=False)
 glue("workshop_apt_ci", 100 * float(difference["ci95"].iloc[0]), display=False)
+glue("workshop_apt_verdict", "resolved" if bool(difference["resolved"].iloc[0]) else "unresolved", display=False)
+median_share = per_run["median share"].groupby(lambda run_name: run_name.split(" seed ")[0]).mean()
+glue("workshop_share_adam", round(float(median_share["adam"]), 2), display=False)
+glue("workshop_share_apt", round(float(median_share["apt_adam"]), 2), display=False)
+glue("workshop_run_size", f"{len(SEEDS)}-seed, {RUN_SIZE[1]['epochs']}-epoch", display=False)
 difference.round(4)
 
 # %% [markdown]
 # APT-Adam minus Adam, mean test accuracy, paired by seed: {glue:text}`workshop_apt_difference:.2f` points,
-# 95% interval ± {glue:text}`workshop_apt_ci:.2f`.
-# `resolved` says whether the interval excludes zero; an unresolved difference is not a finding.
+# 95% interval ± {glue:text}`workshop_apt_ci:.2f`, so {glue:text}`workshop_apt_verdict` at this size.
+# `resolved` says whether the interval excludes zero; an unresolved difference is not a finding. The instant
+# gradient's median share of the step, averaged over seeds, is {glue:text}`workshop_share_adam:.2f` under Adam
+# and {glue:text}`workshop_share_apt:.2f` under APT-Adam.
 #
 # **Discuss (3 min).** APT gives the instant gradient a larger share of the step (compare the `median share`
 # column). Is a larger share *better*? What does this short run leave open (size, seeds, learning rate, one
@@ -452,10 +470,10 @@ difference.round(4)
 #   What do we lose (noise averaging, curvature information) when it does?
 # - Step 3 suggests Muon balances tasks on its own. Design a measurement on Multi-MNIST that would tell whether
 #   MGDA still adds anything under Muon.
-# - Which of these questions does a one-seed, four-epoch run answer at all?
+# - Which of these questions does a {glue:text}`workshop_run_size` run like step 4's answer at all?
 
 # %%
-# A fixed-β control: APT-Adam with β_min = β_max = 0.7 is Adam with β1 = 0.7 (register A8). Run it live with
+# A fixed-β control: APT-Adam with β_min = β_max = 0.7 is Adam with β1 = 0.7 (register A1, A5). Run it live with
 # run(fixed_beta_control, results_dir=results_dir) and add it to the comparison of step 4.
 fixed_beta_control = dataclasses.replace(baseline, optimizer="apt_adam",
                                          optimizer_hp={"beta_min": 0.7, "beta_max": 0.7})
@@ -466,8 +484,13 @@ fixed_beta_control.optimizer, dict(fixed_beta_control.optimizer_hp)
 #
 # 1. MTL methods differ in how they combine conflicting gradients, and in the *length* of the result.
 # 2. Under momentum and Adam, this step's MTL direction is a minority of the update.
-# 3. Muon's orthogonalization flattens the spectrum of the update and lifts the weak task's share on its own.
-# 4. APT raises the instant gradient's share; whether that improves accuracy needs more seeds than a workshop run.
+# 3. Muon's orthogonalization flattens the spectrum of the update; with one task down-weighted it
+#    {glue:text}`workshop_ratio_verdict` the weak task's cosine relative to the strong task's
+#    ({glue:text}`workshop_ratio_summed:.2f` → {glue:text}`workshop_ratio_muon:.2f`).
+# 4. APT-Adam's instant gradient takes a median {glue:text}`workshop_share_apt:.2f` of the step against Adam's
+#    {glue:text}`workshop_share_adam:.2f`; its accuracy difference ({glue:text}`workshop_apt_difference:+.2f` ±
+#    {glue:text}`workshop_apt_ci:.2f` points) is {glue:text}`workshop_apt_verdict` in a
+#    {glue:text}`workshop_run_size` run, one benchmark and one learning rate.
 #
 # The book's chapters measure each of these at larger scale: {ref}`chapter-mtl-toy` (step 1),
 # {ref}`chapter-instant-gradient` (step 2).
