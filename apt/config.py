@@ -154,3 +154,27 @@ def validate(config: Config) -> None:
                          f"every shared parameter")
     if config.rep_grad and not method_info(config.method).supports_features:
         raise ValueError(f"config field rep_grad=True: method {config.method!r} does not support representation gradients")
+    _validate_hyperparameters(config, n_tasks, protocol.lr, protocol.weight_decay)
+
+
+def _validate_hyperparameters(config: Config, n_tasks: int, protocol_lr: float, weight_decay: float) -> None:
+    """Build the method and the optimizer once on a stand-in: their constructors check hyperparameter names and
+    ranges, which a run would otherwise reach only after loading its data (minutes for QM9)."""
+    import torch
+
+    from apt.mtl import make_method
+    from apt.optim import make_optimizer
+
+    n_trained = 1 if config.stl_task is not None else n_tasks
+    try:
+        make_method(config.method, n_trained, **dict(config.method_hp))
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"config field method_hp={dict(config.method_hp)!r} of method {config.method!r}: {error}") from None
+    # a 2 × 2 matrix, so that Muon's matrix group is not empty
+    stand_in = [("stand_in.weight", torch.nn.Parameter(torch.zeros(2, 2)))]
+    try:
+        make_optimizer(config.optimizer, stand_in, lr=config.lr if config.lr is not None else protocol_lr,
+                       weight_decay=weight_decay, **dict(config.optimizer_hp))
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"config field optimizer_hp={dict(config.optimizer_hp)!r} of optimizer "
+                         f"{config.optimizer!r}: {error}") from None

@@ -54,10 +54,24 @@ def test_forest_draws_intervals_only_where_there_are_seeds_to_make_them() -> Non
     bars = [c for c in left.containers]
     assert len(bars) == 2
     segments = [bar.lines[2][0].get_segments()[0] for bar in bars]
-    assert [tuple(seg[:, 0]) for seg in segments] == [(0.6, 1.4), (-1.4, 0.4)]
+    assert [x for seg in segments for x in seg[:, 0]] == pytest.approx([0.6, 1.4, -1.4, 0.4])
+    assert [bar.lines[0].get_color() for bar in bars] == ["tab:blue", "tab:gray"]
+    labels = {t.get_text(): y for t, y in zip(left.get_yticklabels(), left.get_yticks())}
+    assert labels == {"ls": 1, "mgda": 0}  # the table's first row at the top
     one_seed = two_seeds.assign(ci95=float("nan"), n_seeds=1, resolved=False)
     paired_difference_forest(right, one_seed, "method", xlabel="x", title="t")
     assert right.get_title() == "t (1 seed: no interval)"
     assert not right.containers  # no error bars: open markers only
     assert [line.get_markerfacecolor() for line in right.get_lines()[:2]] == ["none", "none"]
+    plt.close(fig)
+
+
+def test_forest_counts_the_seeds_of_the_rows_that_have_a_difference() -> None:
+    mixed = pd.DataFrame({"method": ["ls", "mgda", "famo"], "difference": [1.0, float("nan"), 2.0],
+                          "ci95": [0.5, float("nan"), float("nan")], "n_seeds": [3, 0, 1],
+                          "resolved": [True, False, False]})
+    fig, ax = plt.subplots()
+    paired_difference_forest(ax, mixed, "method", xlabel="x", title="t")
+    assert ax.get_title() == "t (1 seed: no interval)"  # the fewest seeds among the rows drawn
+    assert len(ax.containers) == 1  # ls's interval; famo an open marker; mgda nothing to draw
     plt.close(fig)

@@ -117,3 +117,7 @@ def test_adam_verdicts_count_resolved_signs_and_name_the_resolved_methods() -> N
     assert control.adam_verdicts() == (1, 1, 1)
     assert control.adam_verdict_text() == ("Adam is resolvedly better than tuned SGD for 1 (ls -5.00 ± 0.00), worse "
                                            "for 1 (imtl_g +10.00 ± 0.00) and unresolved for 1 of 3 methods (2 seeds)")
+    # Spearman's ρ of the mean Δm%: tuned SGD (LS 0, IMTL-G −10, MGDA −5) ranks (3, 1, 2); Adam (−5, 0, 0) ranks
+    # (1, 2.5, 2.5). Centred: (1, −1, 0) and (−1, 0.5, 0.5), so ρ = −1.5 / (√2 · √1.5) = −√3/2.
+    assert control.rank_correlation == pytest.approx(-math.sqrt(3) / 2)
+    assert control.rank_correlation_text() == "-0.87"

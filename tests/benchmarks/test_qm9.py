@@ -143,6 +143,11 @@ def test_full_split_sizes_count_the_characterized_molecules(qm9, csv_rows, tmp_p
     assert not any(tmp_path.iterdir())
 
 
+def test_full_split_sizes_of_the_whole_dataset(raw_folder):
+    # 133,885 GDB-9 records − 3,054 uncharacterized = 130,831; ⌊130,831 / 13⌋ = 10,063, capped at 10,000
+    assert QM9Benchmark(raw_folder.parent.parent).full_split_sizes() == (110_831, 10_000, 10_000)
+
+
 def test_model_shapes_and_parameter_split(qm9):
     splits = qm9.splits(qm9.protocol_for("smoke"), seed=0)
     torch.manual_seed(0)

@@ -25,12 +25,33 @@ from apt.config import HASHED_FIELDS, Config, _plain, validate
         ({"stl_task": 7}, "stl_task=7"),
         ({"stl_task": 0, "method": "mgda"}, "method='mgda'"),
         ({"diagnostics_every": 0}, "diagnostics_every=0"),
+        # hyperparameters: checked by building the method and the optimizer, before any data is loaded
+        ({"optimizer": "apt_adam", "optimizer_hp": {"beta_min": 0.9, "beta_max": 0.5}},
+         "optimizer_hp=.*beta_min=0.9 > beta_max=0.5"),
+        ({"optimizer": "adam", "optimizer_hp": {"momentum": 0.9}}, "optimizer_hp=.*unknown hyperparameter.*momentum"),
+        ({"optimizer": "apt_muon", "optimizer_hp": {"preserve_strength": 2.0}}, "preserve_strength=2.0"),
+        ({"method": "cagrad", "method_hp": {"c": -1}}, "method_hp=.*c=-1"),
+        ({"method": "mgda", "method_hp": {"nope": 1}}, "method_hp=.*nope"),
     ],
 )
 def test_bad_config_names_the_field(fields, message):
     config = Config(**{"benchmark": "multi_mnist", "profile": "smoke", **fields})
     with pytest.raises(ValueError, match=message.replace("[", r"\[")):
         validate(config)
+
+
+def test_bad_hyperparameters_fail_before_any_data_is_read(monkeypatch):
+    from apt.benchmarks.multi_mnist import MultiMNISTBenchmark
+
+    def no_data(*args, **kwargs):
+        raise AssertionError("validate read data")
+
+    monkeypatch.setattr(MultiMNISTBenchmark, "splits", no_data)
+    with pytest.raises(ValueError, match="beta_min=0.9 > beta_max=0.5"):
+        validate(Config(benchmark="multi_mnist", profile="smoke", optimizer="apt_adam",
+                        optimizer_hp={"beta_min": 0.9, "beta_max": 0.5}))
+    for optimizer in ("sgd", "sgdm", "adam", "apt_adam", "muon", "apt_muon"):  # the defaults pass
+        validate(Config(benchmark="multi_mnist", profile="smoke", optimizer=optimizer, method="nash_mtl"))
 
 
 def test_unknown_config_field_is_named():

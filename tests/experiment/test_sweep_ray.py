@@ -286,7 +286,12 @@ def test_qm9_processing_waits_for_the_lock_another_worker_holds(tmp_path):
             child.kill()
             child.communicate()
             raise
-    stdout, stderr = child.communicate(timeout=240)
+    try:
+        stdout, stderr = child.communicate(timeout=240)
+    finally:
+        if child.poll() is None:  # timed out: stop it before failing
+            child.kill()
+            child.communicate()
     assert child.returncode == 0, stderr
     assert int(stdout) == QM9_HEAD_RECORDS - 3  # PyG drops the 3 uncharacterized molecules among the first 100
 
