@@ -28,9 +28,8 @@ DATA = data_dir()
 
 
 @pytest.fixture(scope="module")
-def annotations():
-    if not (DATA / "celeba" / ATTRIBUTES_FILE).is_file():
-        pytest.skip(f"CelebA annotation files are absent from {DATA / 'celeba'}")
+def annotations(require_data):
+    require_data(DATA / "celeba" / ATTRIBUTES_FILE)
     return read_annotations(DATA / "celeba")
 
 

@@ -34,17 +34,12 @@ DATA = data_dir()
 NAMES = ("multi_mnist", "multi_fashion", "multi_fashion_mnist")
 
 
-def _require(folder: str) -> None:
-    if not (DATA / folder).is_dir():
-        pytest.skip(f"real data folder {DATA / folder} is absent on this machine")
-
-
 # --- IDX -------------------------------------------------------------------------------------------------
 
 
-def test_read_idx_real_files() -> None:
-    _require("mnist_10k")
-    _require("fashion_mnist")
+def test_read_idx_real_files(require_data) -> None:
+    require_data(DATA / "mnist_10k")
+    require_data(DATA / "fashion_mnist")
     images, labels = read_idx_images_labels(
         DATA / "mnist_10k/train-images-idx3-ubyte.gz", DATA / "mnist_10k/train-labels-idx1-ubyte.gz"
     )
@@ -160,8 +155,8 @@ def _digests(images: np.ndarray) -> set[str]:
     return {hashlib.sha1(image.tobytes()).hexdigest() for image in images}
 
 
-def test_mnist_pools_are_disjoint_shuffled_and_cover_all_digits() -> None:
-    _require("mnist_10k")
+def test_mnist_pools_are_disjoint_shuffled_and_cover_all_digits(require_data) -> None:
+    require_data(DATA / "mnist_10k")
     pools = mnist_pools(DATA, seed=0)
     assert [len(pools[s].labels) for s in ("train", "val", "test")] == [7_000, 1_000, 2_000]
     digests = {split: _digests(pool.images) for split, pool in pools.items()}
@@ -174,8 +169,8 @@ def test_mnist_pools_are_disjoint_shuffled_and_cover_all_digits() -> None:
     assert not np.array_equal(mnist_pools(DATA, seed=1)["test"].labels, pools["test"].labels)
 
 
-def test_fashion_pools_use_official_test_file() -> None:
-    _require("fashion_mnist")
+def test_fashion_pools_use_official_test_file(require_data) -> None:
+    require_data(DATA / "fashion_mnist")
     pools = fashion_pools(DATA, seed=0)
     assert [len(pools[s].labels) for s in ("train", "val", "test")] == [50_000, 10_000, 10_000]
     test_labels = read_idx(DATA / "fashion_mnist/t10k-labels-idx1-ubyte.gz")
@@ -184,9 +179,9 @@ def test_fashion_pools_use_official_test_file() -> None:
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_splits_sizes_determinism_and_cache(name: str) -> None:
-    _require("mnist_10k")
-    _require("fashion_mnist")
+def test_splits_sizes_determinism_and_cache(require_data, name: str) -> None:
+    require_data(DATA / "mnist_10k")
+    require_data(DATA / "fashion_mnist")
     bench = get_benchmark(name, DATA)
     protocol = bench.protocol_for("smoke")
     splits = bench.splits(protocol, seed=0)
@@ -201,9 +196,9 @@ def test_splits_sizes_determinism_and_cache(name: str) -> None:
     assert not torch.equal(other_seed.train.images, splits.train.images)
 
 
-def test_multi_fashion_mnist_puts_digit_left_and_fashion_right() -> None:
-    _require("mnist_10k")
-    _require("fashion_mnist")
+def test_multi_fashion_mnist_puts_digit_left_and_fashion_right(require_data) -> None:
+    require_data(DATA / "mnist_10k")
+    require_data(DATA / "fashion_mnist")
     bench = MultiFashionMNISTBenchmark(DATA)
     left, right = bench.pools(0)
     assert len(left["train"].labels) == 7_000  # MNIST-10k train pool
@@ -279,9 +274,9 @@ def test_inputs_targets_scale_to_unit_interval() -> None:
         PairDataset(images.float(), torch.zeros(2), torch.zeros(2))
 
 
-def test_short_training_learns_multi_mnist() -> None:
+def test_short_training_learns_multi_mnist(require_data) -> None:
     # End to end on real digits: 2048 pairs, 4 epochs of Adam reach well above chance (0.1) on both tasks.
-    _require("mnist_10k")
+    require_data(DATA / "mnist_10k")
     bench = MultiMNISTBenchmark(DATA)
     protocol = bench.protocol_for("smoke").with_overrides({"n_train": 2048, "n_test": 512, "epochs": 4})
     splits = bench.splits(protocol, seed=0)

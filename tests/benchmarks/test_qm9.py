@@ -29,10 +29,10 @@ EV_PER_KCAL_PER_MOL = 0.04336414
 
 
 @pytest.fixture(scope="module")
-def raw_folder():
+def raw_folder(require_data):
     folder = data_dir() / "qm9" / "raw"
-    if not (folder / "gdb9.sdf.gz").is_file():
-        pytest.skip(f"QM9 raw files absent from {folder} on this machine")
+    for name in ("gdb9.sdf.gz", "gdb9.sdf.csv.gz", "uncharacterized.txt"):
+        require_data(folder / name)
     return folder
 
 

@@ -32,6 +32,7 @@ from apt.config import HASHED_FIELDS, Config, _plain, validate
         ({"optimizer": "apt_muon", "optimizer_hp": {"preserve_strength": 2.0}}, "preserve_strength=2.0"),
         ({"method": "cagrad", "method_hp": {"c": -1}}, "method_hp=.*c=-1"),
         ({"method": "mgda", "method_hp": {"nope": 1}}, "method_hp=.*nope"),
+        ({"method": "pcgrad", "rep_grad": True}, "rep_grad=True: method 'pcgrad'"),
     ],
 )
 def test_bad_config_names_the_field(fields, message):
@@ -52,6 +53,11 @@ def test_bad_hyperparameters_fail_before_any_data_is_read(monkeypatch):
                         optimizer_hp={"beta_min": 0.9, "beta_max": 0.5}))
     for optimizer in ("sgd", "sgdm", "adam", "apt_adam", "muon", "apt_muon"):  # the defaults pass
         validate(Config(benchmark="multi_mnist", profile="smoke", optimizer=optimizer, method="nash_mtl"))
+
+
+def test_rep_grad_needs_a_representation_that_covers_the_shared_parameters():
+    with pytest.raises(ValueError, match="rep_grad=True: benchmark 'nyuv2'"):
+        validate(Config(benchmark="nyuv2", profile="smoke", method="mgda", rep_grad=True))
 
 
 def test_unknown_config_field_is_named():

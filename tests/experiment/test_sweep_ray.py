@@ -82,9 +82,10 @@ def _free_port() -> int:
 
 
 class Cluster:
-    def __init__(self, address: str, env: dict[str, str]) -> None:
+    def __init__(self, address: str, env: dict[str, str], markers: tuple[str, ...]) -> None:
         self.address = address
         self.env = env
+        self.markers = markers  # what names this cluster's processes (``_cluster_pids``)
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +111,7 @@ def cluster() -> Iterator[Cluster]:
         with pytest.MonkeyPatch.context() as patch:  # this process is a driver too (run_configs in-process)
             for name, value in ray_env.items():
                 patch.setenv(name, value)
-            yield Cluster(address, env)
+            yield Cluster(address, env, markers)
     finally:
         _kill(_cluster_pids(markers))
         deadline = time.monotonic() + 30
@@ -227,7 +228,10 @@ def test_killed_worker_is_retried_and_its_run_resumes(cluster, tmp_path, one_thr
         while killed is None:
             assert sweep.poll() is None, f"the sweep ended before a worker could be killed:\n{log.read_text()}"
             assert time.monotonic() < deadline, "no run reached its first checkpoint in time"
+            mine = _cluster_pids(cluster.markers)  # only this test's cluster: never a worker of another Ray
             for pid, (_, cmdline) in _processes().items():
+                if pid not in mine:
+                    continue
                 config = next((c for c in configs if cmdline.startswith(f"ray::{task_name(c)}")), None)
                 if config is not None and (runs / config.benchmark / f"{config.run_id}.pt").exists():
                     os.kill(pid, signal.SIGKILL)  # the worker process executing this run, mid-training
