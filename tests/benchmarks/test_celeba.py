@@ -160,7 +160,8 @@ def test_end_to_end_smoke_pipeline(tiny_celeba, annotations) -> None:
     losses = bench.losses(outputs, y)
     assert losses.shape == (40,) and torch.isfinite(losses).all()
     losses.sum().backward()
-    assert all(p.grad is not None for p in model.shared_parameters())
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.shared_parameters())
+    assert sum(float(p.grad.norm()) for p in model.shared_parameters()) > 0  # the losses reach the trunk
     model.eval()
     metrics = bench.evaluate(model, splits.test, 4, "cpu")
     assert list(metrics) == list(bench.metric_names) and all(0.0 <= v <= 1.0 for v in metrics.values())

@@ -91,7 +91,8 @@ def test_one_step_losses_and_metrics(data_root):
     losses = bench.losses(outputs, targets)
     assert losses.shape == (3,) and bool(torch.isfinite(losses).all())
     losses.sum().backward()
-    assert all(p.grad is not None for p in model.shared_parameters())
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.shared_parameters())
+    assert sum(float(p.grad.norm()) for p in model.shared_parameters()) > 0  # the losses reach the trunk
     accumulator = bench.metric_accumulator()
     accumulator.update([o.detach() for o in outputs], targets)
     metrics = accumulator.compute()

@@ -8,7 +8,10 @@ import pytest
 import torch
 
 from apt.checkpoint import CorruptCheckpointError, load_checkpoint, save_checkpoint
-from apt.store import RECORD_SCHEMA, CorruptRecordError, atomic_write_bytes, read_record, write_record
+from apt.config import Config
+from apt.experiment import run
+from apt.store import (RECORD_SCHEMA, CorruptRecordError, atomic_write_bytes, read_divergence, read_record,
+                       write_record)
 
 
 def _record() -> dict:
@@ -73,3 +76,32 @@ def test_checkpoint_of_another_config_is_refused(tmp_path):
     save_checkpoint(path, {"config_hash": "abc"})
     with pytest.raises(CorruptCheckpointError, match="belongs to config abc"):
         load_checkpoint(path, "def")
+
+
+def test_record_of_another_schema_is_reported(tmp_path):
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(_record() | {"schema": RECORD_SCHEMA + 1}))
+    with pytest.raises(CorruptRecordError, match=f"{path} has schema {RECORD_SCHEMA + 1}, expected {RECORD_SCHEMA}"):
+        read_record(path)
+
+
+@pytest.mark.parametrize(("text", "message"), [('{"run_id": "x", "confi', "not valid JSON"),
+                                               ('{"run_id": "x", "config": {}, "status": "diverged"}', "'error'")])
+def test_corrupt_divergence_note_is_reported_with_its_path(tmp_path, text, message):
+    path = tmp_path / "ls-sgd-s0-abc.diverged"
+    path.write_text(text)
+    with pytest.raises(CorruptRecordError, match=f"divergence note {path} .*{message}"):
+        read_divergence(path)
+
+
+@pytest.mark.slow
+def test_a_run_refuses_a_corrupt_checkpoint_instead_of_restarting(tmp_path):
+    """A truncated checkpoint stops the run with an error naming it; training from scratch would hide lost work."""
+    config = Config(benchmark="multi_mnist", profile="smoke")
+    checkpoint = tmp_path / "runs" / config.benchmark / f"{config.run_id}.pt"
+    save_checkpoint(checkpoint, {"config_hash": config.config_hash, "tensor": torch.randn(1000)})
+    checkpoint.write_bytes(checkpoint.read_bytes()[:100])
+    with pytest.raises(CorruptCheckpointError, match=str(checkpoint)):
+        run(config, results_dir=tmp_path / "results", checkpoint_dir=tmp_path / "runs", progress=False)
+    assert not (tmp_path / "results").exists() or not any((tmp_path / "results").rglob("*.json"))
+    assert checkpoint.exists(), "the corrupt checkpoint is left for the user to inspect or delete"

@@ -186,3 +186,14 @@ def test_documentation_examples_run():
 
     result = doctest.testmod(apt.optim.factory, raise_on_error=False)
     assert result.attempted > 0 and result.failed == 0
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_diagnostics_only_observe(name):
+    """Recording the diagnostics (share, fidelity, spectra) must not change a single parameter of the trajectory."""
+    histories = []
+    for diagnostics in (False, True):
+        model = build("conv", seed=3)
+        histories.append(train(model, _make(name, model, diagnostics=diagnostics), 4, seed=7))
+    assert max_difference(*histories) == 0.0
+    assert max_difference(histories[0], histories[0][1:] + histories[0][:1]) > 0  # the steps do move the weights
