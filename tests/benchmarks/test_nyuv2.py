@@ -121,3 +121,16 @@ def test_incomplete_folder_is_reported(tmp_path):
     (tmp_path / "nyuv2" / "train" / "depth" / "1.npy").unlink()
     with pytest.raises(DataMissingError, match=r"depth lacks 1 of the 3 files.*1\.npy"):
         NYUv2Benchmark(tmp_path).splits(NYUv2Benchmark.protocol, seed=0)
+
+
+def test_unreadable_or_misshapen_sample_names_its_file(tmp_path):
+    write_nyuv2(tmp_path, "train", 2, seed=0)
+    write_nyuv2(tmp_path, "val", 2, seed=1)
+    val = tmp_path / "nyuv2" / "val"
+    (val / "depth" / "0.npy").write_bytes(b"not an array")  # e.g. an interrupted download
+    np.save(val / "label" / "1.npy", np.zeros((HEIGHT, WIDTH + 1), dtype=np.float32))  # label ≠ image size
+    test = NYUv2Benchmark(tmp_path, augmentation=False).splits(NYUv2Benchmark.protocol, seed=0).test
+    with pytest.raises(DataMissingError, match=rf"cannot read {val / 'depth' / '0.npy'} as a \.npy array"):
+        test[0]
+    with pytest.raises(DataMissingError, match=rf"sample 1 in {val} has image \(32, 32, 3\) and label \(32, 33\)"):
+        test[1]
