@@ -444,6 +444,8 @@ median_share = per_run["median share"].groupby(lambda run_name: run_name.split("
 glue("workshop_share_adam", round(float(median_share["adam"]), 2), display=False)
 glue("workshop_share_apt", round(float(median_share["apt_adam"]), 2), display=False)
 glue("workshop_run_size", f"{len(SEEDS)}-seed, {RUN_SIZE[1]['epochs']}-epoch", display=False)
+glue("workshop_n_seeds", len(SEEDS), display=False)
+glue("workshop_n_epochs", RUN_SIZE[1]["epochs"], display=False)
 difference.round(4)
 
 # %% [markdown]
