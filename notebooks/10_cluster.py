@@ -52,7 +52,8 @@ from myst_nb import glue
 from apt.benchmarks import Protocol, benchmark_class
 from apt.data_dir import REPO_ROOT, DataMissingError
 from apt.data_dir import data_dir as resolve_data_dir
-from apt.grids import ABLATION_SEEDS, ablation_arms, book_configs, book_grids, sgd_control_configs
+from apt.grids import (ABLATION_SEEDS, APT_ADAM_VARIANTS, APT_MUON_VARIANTS, ablation_arms, book_configs, book_grids,
+                       sgd_control_configs)
 from apt.page import command_lines
 from apt.sweep_ray import CPUS_PER_RUN
 
@@ -206,7 +207,9 @@ arms = ablation_arms("full", device="cuda")
 n_ablation = sum(len(pairs) for pairs in arms.values())
 n_control = len(sgd_control_configs("full", device="cuda"))
 n_fixed_beta = len(arms) * len(ABLATION_SEEDS["full"])  # one control arm per ablation family, every seed
-has_fixed_beta = any("fixed" in v.label for pairs in arms.values() for v, _ in pairs)
+# the control arms join the rule variants of apt.grids once their β is known
+rule_arms = (len(APT_ADAM_VARIANTS) + len(APT_MUON_VARIANTS)) * len(ABLATION_SEEDS["full"])
+has_fixed_beta = n_ablation > rule_arms
 assert book_total == int(plan["runs"].sum()) + n_ablation + n_control, "grids + ablations + control ≠ apt grid"
 glue("cluster_runs_book", book_total, display=False)
 glue("cluster_runs_ablation", n_ablation, display=False)
