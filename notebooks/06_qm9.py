@@ -58,11 +58,16 @@ grid = book_grids(profile)[BENCHMARK]
 # build trains its tiny grid so that every cell runs in CI.
 TRAIN_MISSING = profile == "smoke"
 stored = load_grid(grid, profile, results_dir=results_dir, data_dir=data_dir)
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+# (a first training run processes QM9 into the cache, and PyG prints its progress, only when the cache is cold)
 if TRAIN_MISSING:
     for config in stored.missing:
         run(config, results_dir=results_dir, progress=False)
     stored = load_grid(grid, profile, results_dir=results_dir, data_dir=data_dir)
 
+# %%
 ours, full = cls.protocol.with_overrides(cls.profiles[profile]), cls.protocol
 try:
     full_sizes = " / ".join(f"{n:,}" for n in cls(resolve_data_dir(data_dir)).full_split_sizes()) + " (lineage split)"
