@@ -31,8 +31,12 @@ def paired_difference_forest(ax: Axes, table: pd.DataFrame, label: str, *, xlabe
     ax.axvline(0, color="black", lw=0.8)
     paired = table.loc[table["difference"].notna(), "n_seeds"]
     seeds = int(paired.min()) if len(paired) else 0
-    ax.set(xlabel=xlabel,
-           title=f"{title} ({counted(seeds, 'seed')}{'' if seeds >= MIN_SEEDS_FOR_INTERVAL else ': no interval'})")
+    ax.set(xlabel=xlabel, title=f"{title} ({seeds_note(seeds)})")
+
+
+def seeds_note(n_seeds: int) -> str:
+    """'2 seeds', or '1 seed: no interval' below ``MIN_SEEDS_FOR_INTERVAL``: what a panel's intervals rest on."""
+    return counted(n_seeds, "seed") + ("" if n_seeds >= MIN_SEEDS_FOR_INTERVAL else ": no interval")
 
 
 def apt_effect_figure(effects: dict[str, pd.DataFrame], *, profile: str,

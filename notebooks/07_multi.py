@@ -51,9 +51,9 @@ from myst_nb import glue
 
 from apt.benchmarks import benchmark_class
 from apt.experiment import run
-from apt.figures import OPTIMIZER_COLORS, apt_effect_figure, curves_per_optimizer_figure
+from apt.figures import OPTIMIZER_COLORS, apt_effect_figure, curves_per_optimizer_figure, seeds_note
 from apt.grids import BOOK_OPTIMIZERS, MULTI_BENCHMARKS, book_grids, load_grid
-from apt.analysis import MIN_SEEDS_FOR_INTERVAL, format_results, signed_pm
+from apt.analysis import format_results, signed_pm
 from apt.page import counted, show, wrapped
 from apt.results import (apt_counts, apt_table, benchmarks_text, counted_benchmarks, effect_counts_text,
                          learning_curves, stored_results)
@@ -132,7 +132,7 @@ for ax, (name, res) in zip(axes[0], results.items()):
     ax.axvline(0, color="black", lw=0.8)
     seeds = int(res.arms["n_seeds"].min())
     ax.set(xlabel="Δm% vs single-task (points; lower is better)",
-           title=f"{name} ({counted(seeds, 'seed')}{'' if seeds >= MIN_SEEDS_FOR_INTERVAL else ': no interval'})")
+           title=f"{name} ({seeds_note(seeds)})")
 if results:  # outside the panels: inside, it hides arms
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, title="optimizer", loc="center left", bbox_to_anchor=(1.0, 0.5))
