@@ -1,15 +1,21 @@
 """Sweeps: the backend-neutral entry point, and the Ray backend on a real Ray cluster started by the test.
 
-The cluster is a head node and one worker node (separate raylets, one CPU each) on a loopback address.
-Ray replaces 127.0.0.1 by the machine's routable address (``resolve_ip_for_localhost``), so the nodes
-use 127.0.0.2, which is loopback too: every address Ray advertises and connects to stays on this
-machine. Ray's servers still listen on every interface, so the cluster requires a token made for the
-test (Ray's token authentication), which also keeps the test independent of a token in ``~/.ray``.
-Teardown kills every process of that cluster by pid, also when a test fails.
+The cluster is a head node and one worker node (separate raylets, one CPU each) on a loopback address,
+inside a network namespace of its own (``unshare --user --map-root-user --net``) whose only interface is
+loopback: Ray's GCS and raylets listen on every interface (``*:port``), and in that namespace every
+interface is loopback, so nothing the test starts can be reached from outside this machine. The Ray
+processes and every driver (``run_configs`` in a child process, the ``apt sweep`` CLI) join it with
+``nsenter``. Ray replaces 127.0.0.1 by the machine's routable address (``resolve_ip_for_localhost``),
+so the nodes use 127.0.0.2, which is loopback too. The cluster also requires a token made for the test
+(Ray's token authentication), which keeps the test independent of a token in ``~/.ray``. Where user
+namespaces are disabled the cluster fixture fails and says so; ``APT_RAY_TEST_HOST_NETWORK=1`` runs it
+on the host's network instead (token-protected, but listening on every interface). Teardown kills every
+process of that cluster and the namespace's holder by pid, also when a test fails.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -30,7 +36,7 @@ from apt.config import Config
 from apt.data_dir import REPO_ROOT, data_dir
 from apt.experiment import record_path
 from apt.store import read_record
-from apt.sweep import grid, run_configs
+from apt.sweep import SweepReport, grid, run_configs
 from apt.sweep_ray import CPUS_PER_RUN, _infeasible, task_name, task_resources
 
 LOOPBACK = "127.0.0.2"
@@ -75,22 +81,54 @@ def _kill(pids: set[int]) -> None:
             pass
 
 
+HOST_NETWORK_ENV = "APT_RAY_TEST_HOST_NETWORK"
+
+
 def _free_port() -> int:
+    """A port free on the host's loopback (and so in the cluster's empty namespace too)."""
     with socket.socket() as probe:
         probe.bind((LOOPBACK, 0))
         return probe.getsockname()[1]
 
 
+def _private_network() -> tuple[subprocess.Popen | None, list[str]]:
+    """A process holding a new user + network namespace with loopback up, and the command prefix that joins it.
+
+    ``(None, [])`` when ``APT_RAY_TEST_HOST_NETWORK=1`` asks for the host's network instead.
+    """
+    if os.environ.get(HOST_NETWORK_ENV) == "1":
+        return None, []
+    tools = {name: shutil.which(name, path=os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"]))
+             for name in ("unshare", "nsenter", "ip")}
+    missing = [name for name, path in tools.items() if path is None]
+    assert not missing, (f"the Ray tests need {', '.join(missing)} (util-linux, iproute2) to keep their cluster on a "
+                         f"private loopback network; or set {HOST_NETWORK_ENV}=1 to use the host's network")
+    holder = subprocess.Popen([tools["unshare"], "--user", "--map-root-user", "--net", "--", "sh", "-c",
+                               f"{tools['ip']} link set lo up && echo ready && exec sleep 86400"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if holder.stdout.readline().strip() != "ready":
+        holder.kill()
+        _, why = holder.communicate(timeout=30)
+        raise AssertionError(f"could not make a private network namespace for the Ray cluster ({why.strip()}); "
+                             f"enable unprivileged user namespaces or set {HOST_NETWORK_ENV}=1")
+    return holder, [tools["nsenter"], f"--target={holder.pid}", "--user", "--net", "--preserve-credentials", "--"]
+
+
 class Cluster:
-    def __init__(self, address: str, env: dict[str, str], markers: tuple[str, ...]) -> None:
+    def __init__(self, address: str, env: dict[str, str], markers: tuple[str, ...], enter: list[str]) -> None:
         self.address = address
         self.env = env
         self.markers = markers  # what names this cluster's processes (``_cluster_pids``)
+        self.enter = enter  # command prefix that joins the cluster's network namespace
+
+    def run(self, command: list[str], **popen) -> subprocess.Popen:
+        """Start ``command`` as a process of the cluster's network (a driver, the CLI)."""
+        return subprocess.Popen([*self.enter, *command], cwd=REPO_ROOT, env=self.env, **popen)
 
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
-    """Head (1 CPU) + one worker node (1 CPU) on 127.0.0.2; both stopped by pid at the end, whatever happened."""
+    """Head (1 CPU) + one worker node (1 CPU) on 127.0.0.2 of a private network; all stopped by pid at the end."""
     temp_dir = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # short: Ray's Unix socket paths live under it
     port = _free_port()
     address = f"{LOOPBACK}:{port}"
@@ -101,23 +139,26 @@ def cluster() -> Iterator[Cluster]:
     common = ["--node-ip-address", LOOPBACK, "--num-cpus", "1", "--object-store-memory", str(100_000_000),
               "--disable-usage-stats"]
     markers = (temp_dir, address)
+    holder, enter = _private_network()
     try:
         for command in (
-            [ray_cli, "start", "--head", f"--port={port}", "--include-dashboard=false", f"--temp-dir={temp_dir}", *common],
+            [ray_cli, "start", "--head", f"--port={port}", "--include-dashboard=false", f"--temp-dir={temp_dir}",
+             *common],
             [ray_cli, "start", f"--address={address}", *common],
         ):
-            done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=CLUSTER_TIMEOUT_SECONDS)
+            done = subprocess.run([*enter, *command], env=env, capture_output=True, text=True,
+                                  timeout=CLUSTER_TIMEOUT_SECONDS)
             assert done.returncode == 0, f"{' '.join(command)} failed:\n{done.stdout}\n{done.stderr}"
-        with pytest.MonkeyPatch.context() as patch:  # this process is a driver too (run_configs in-process)
-            for name, value in ray_env.items():
-                patch.setenv(name, value)
-            yield Cluster(address, env, markers)
+        yield Cluster(address, env, markers, enter)
     finally:
         _kill(_cluster_pids(markers))
         deadline = time.monotonic() + 30
         while (left := _cluster_pids(markers)) and time.monotonic() < deadline:
             _kill(left)
             time.sleep(0.2)
+        if holder is not None:
+            holder.kill()
+            holder.communicate(timeout=30)
         shutil.rmtree(temp_dir, ignore_errors=True)  # Ray's session logs and sockets
         assert not left, f"Ray processes of the test cluster still alive: {sorted(left)}"
 
@@ -179,6 +220,51 @@ def test_cli_exit_code_and_summary_name_the_failed_runs(tmp_path):
 # ------------------------------------------------------------------------------------------------------
 # On the cluster
 # ------------------------------------------------------------------------------------------------------
+# A driver inside the cluster's network: run_configs on the Ray backend, its SweepReport as JSON on the last line.
+_RAY_DRIVER = (
+    "import dataclasses, json, sys\n"
+    "from apt.config import Config\n"
+    "from apt.sweep import run_configs\n"
+    "spec = json.loads(sys.argv[1])\n"
+    "report = run_configs([Config.from_dict(c) for c in spec['configs']], backend='ray', address=spec['address'],\n"
+    "                     results_dir=spec['results'], checkpoint_dir=spec['runs'], progress=False)\n"
+    "print(json.dumps(dataclasses.asdict(report)))\n"
+)
+
+
+def _drive(cluster: Cluster, configs: list[Config], results: Path, runs: Path) -> SweepReport:
+    """``run_configs(configs, backend="ray")`` from a driver process on the cluster's network."""
+    spec = {"configs": [c.to_dict() for c in configs], "address": cluster.address, "results": str(results),
+            "runs": str(runs)}
+    driver = cluster.run([sys.executable, "-c", _RAY_DRIVER, json.dumps(spec)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        stdout, stderr = driver.communicate(timeout=300)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.communicate()
+    assert driver.returncode == 0, stderr
+    return SweepReport(**json.loads(stdout.strip().splitlines()[-1]))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+def test_the_cluster_runs_on_a_network_of_its_own(cluster):
+    if os.environ.get(HOST_NETWORK_ENV) == "1":
+        pytest.skip(f"{HOST_NETWORK_ENV}=1: the cluster runs on the host's network")
+    ours = os.readlink("/proc/self/ns/net")
+    networks = {}
+    for pid in _cluster_pids(cluster.markers):
+        try:
+            networks[pid] = os.readlink(f"/proc/{pid}/ns/net")
+        except OSError:
+            continue  # exited meanwhile
+    servers = [pid for pid, (_, cmdline) in _processes().items() if pid in networks and "gcs_server" in cmdline]
+    assert servers, "no GCS server among the cluster's processes"
+    assert ours not in networks.values(), f"cluster processes on the host's network: {networks}"
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(400)
 def test_ray_sweep_records_equal_local_records(cluster, tmp_path, one_thread):
@@ -186,8 +272,7 @@ def test_ray_sweep_records_equal_local_records(cluster, tmp_path, one_thread):
     broken = Config(benchmark="multi_mnist", profile="smoke", seed=5, data_dir=str(tmp_path / "no-data"))
     ray_results, ray_runs = tmp_path / "ray", tmp_path / "ray-runs"
 
-    report = run_configs([*configs, broken], backend="ray", address=cluster.address, results_dir=ray_results,
-                         checkpoint_dir=ray_runs, progress=False)
+    report = _drive(cluster, [*configs, broken], ray_results, ray_runs)
 
     assert sorted(report.done) == sorted(c.run_id for c in configs) and not report.skipped and not report.resumed
     assert list(report.failed) == [broken.run_id]
@@ -203,8 +288,7 @@ def test_ray_sweep_records_equal_local_records(cluster, tmp_path, one_thread):
         assert on_ray["environment"]["torch_threads"] == here["environment"]["torch_threads"] == 1
         assert _strip_timing(on_ray) == _strip_timing(here), config.run_id
 
-    again = run_configs(configs, backend="ray", address=cluster.address, results_dir=ray_results,
-                        checkpoint_dir=ray_runs, progress=False)
+    again = _drive(cluster, configs, ray_results, ray_runs)
     assert sorted(again.skipped) == sorted(c.run_id for c in configs) and not again.done and not again.failed
 
 
@@ -221,7 +305,7 @@ def test_killed_worker_is_retried_and_its_run_resumes(cluster, tmp_path, one_thr
                "--results-dir", str(results), "--runs-dir", str(runs), "--no-progress"]
     log = tmp_path / "sweep.log"
     with log.open("w") as stderr:
-        sweep = subprocess.Popen(command, cwd=REPO_ROOT, env=cluster.env, stdout=subprocess.PIPE, stderr=stderr, text=True)
+        sweep = cluster.run(command, stdout=subprocess.PIPE, stderr=stderr, text=True)
     killed = None
     try:
         deadline = time.monotonic() + 300
