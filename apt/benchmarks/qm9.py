@@ -156,6 +156,15 @@ def _write_head_of_raw(source: dict[str, Path], raw_dir: Path, max_records: int 
         shutil.rmtree(tmp_dir, ignore_errors=True)
 
 
+def _raw_source(data_dir: Path) -> dict[str, Path]:
+    """file name -> where it would be under ``data_dir/qm9/raw`` (gdb9.sdf.gz, gdb9.sdf.csv.gz, uncharacterized.txt)."""
+    return {name: Path(data_dir) / "qm9" / "raw" / name for name in _RAW_SOURCE_FILES}
+
+
+def _has_every_file(source: dict[str, Path]) -> bool:
+    return all(path.is_file() for path in source.values())
+
+
 def prepare_qm9_root(data_dir: Path, cache: Path | None = None, max_records: int | None = None) -> Path:
     """A PyG root folder whose ``raw/`` holds gdb9.sdf, gdb9.sdf.csv and uncharacterized.txt.
 
@@ -167,9 +176,8 @@ def prepare_qm9_root(data_dir: Path, cache: Path | None = None, max_records: int
         raise ValueError(f"max_records={max_records}: must be None (all) or in [1, {N_GDB9_RECORDS}]")
     suffix = "" if max_records is None else f"-head{max_records}"
     cache_root = (cache if cache is not None else cache_dir()) / "qm9"
-    raw_source = data_dir / "qm9" / "raw"
-    source = {name: raw_source / name for name in _RAW_SOURCE_FILES}
-    if all(path.is_file() for path in source.values()):
+    source = _raw_source(data_dir)
+    if _has_every_file(source):
         root = cache_root / f"raw-{_file_digest(source.values())}{suffix}"
         if not (root / "raw").is_dir():
             root.mkdir(parents=True, exist_ok=True)
@@ -398,9 +406,9 @@ class QM9Benchmark(Benchmark):
         would use (the raw files' list, else qm9pack's table) without building or processing anything.
         """
         n_records = self.max_records or N_GDB9_RECORDS
-        raw = self.data_dir / "qm9" / "raw"
-        if all((raw / name).is_file() for name in _RAW_SOURCE_FILES):
-            skipped = [i for i in read_uncharacterized_indices(raw / "uncharacterized.txt") if i <= n_records]
+        source = _raw_source(self.data_dir)
+        if _has_every_file(source):
+            skipped = [i for i in read_uncharacterized_indices(source["uncharacterized.txt"]) if i <= n_records]
             n_characterized = n_records - len(skipped)
         else:
             n_characterized = len(read_qm9pack(n_records))  # qm9pack lists characterized molecules only
