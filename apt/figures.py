@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from apt.analysis import MIN_SEEDS_FOR_INTERVAL
 from apt.page import counted
@@ -71,6 +72,7 @@ def curves_per_optimizer_figure(curves: pd.DataFrame, *, optimizers: tuple[str, 
             ax.plot(part["epoch"], part["value"], marker=".", color=colors[method],
                     lw=2.2 if method in highlight else 1.0, label=method)
         ax.set(title=optimizer, xlabel="epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole: no 1.5 ticks on short runs
     for ax in axes[:, 0]:
         ax.set_ylabel(ylabel)
     for ax in axes.flat[len(optimizers):]:

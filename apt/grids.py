@@ -11,6 +11,7 @@ Seed counts follow the noise measured on Multi-Fashion (TOOLCHAIN.md): a 0.5-poi
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,8 +102,26 @@ class GridRecords:
 
     def complete_records(self) -> list[dict[str, Any]]:
         """The records of the complete seeds."""
-        seeds = set(self.complete_seeds())
-        return [r for r in self.records if r["config"]["seed"] in seeds]
+        return self.seed_records(self.complete_seeds())
+
+    def seed_records(self, seeds: Sequence[int]) -> list[dict[str, Any]]:
+        """The stored records of ``seeds`` (MTL arms and single-task baselines)."""
+        return [r for r in self.records if r["config"]["seed"] in set(seeds)]
+
+    def partial_seed(self) -> int | None:
+        """While no seed is complete: the seed with the most stored MTL arms among those whose single-task
+        baselines are all stored (so those arms' Δm% exists), or None. Its arms are a subset of the grid: a mean
+        rank among them is not the grid's, and one seed gives no interval."""
+        stl_missing = ({c.seed for c in self.missing if c.stl_task is not None}
+                       | {n["config"]["seed"] for n in self.diverged if n["config"].get("stl_task") is not None})
+        arms = Counter(r["config"]["seed"] for r in self.records if r["config"].get("stl_task") is None)
+        candidates = [s for s in self.grid.seeds if arms[s] and s not in stl_missing]
+        return max(candidates, key=lambda s: (arms[s], -s)) if candidates else None
+
+    def arms_stored(self, seed: int) -> tuple[int, int]:
+        """(MTL arms of ``seed`` stored, MTL arms of the grid)."""
+        stored = sum(1 for r in self.records if r["config"]["seed"] == seed and r["config"].get("stl_task") is None)
+        return stored, len(self.grid.methods) * len(self.grid.optimizers)
 
 
 def load_grid(

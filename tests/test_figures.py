@@ -41,6 +41,9 @@ def test_curves_per_optimizer_draws_one_panel_per_optimizer_in_order_with_one_co
     assert len(set(colours.values())) == len(methods)
     (legend,) = fig.legends
     assert [text.get_text() for text in legend.get_texts()] == methods
+    fig.canvas.draw()
+    ticks = visible[0].get_xticks()
+    assert len(ticks) and all(float(t).is_integer() for t in ticks)  # whole epochs only, even for 3 epochs
     plt.close(fig)
 
 

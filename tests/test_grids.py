@@ -134,6 +134,30 @@ def test_complete_seeds_need_every_arm_and_baseline(tmp_path) -> None:
     assert {r["config"]["seed"] for r in loaded.complete_records()} == {0}
 
 
+def test_partial_seed_is_the_fullest_seed_whose_baselines_are_all_stored(tmp_path) -> None:
+    g = Grid("multi_mnist", ("ls", "mgda"), ("adam", "muon"), (0, 1, 2))
+    arms_kept = {0: 1, 1: 3, 2: 4}  # MTL arms stored per seed; seed 2 lacks a baseline, seed 1 has the most else
+    for c in g.configs("smoke"):
+        keep = (c.stl_task is not None and not (c.seed == 2 and c.stl_task == 0)) or (
+            c.stl_task is None and g.methods.index(c.method) * 2 + g.optimizers.index(c.optimizer) < arms_kept[c.seed])
+        if keep:
+            write_record(record_path(c, tmp_path), {**_record(c, []), "config": c.to_dict()})
+    loaded = load_grid(g, "smoke", results_dir=tmp_path)
+    assert loaded.complete_seeds() == []
+    assert loaded.partial_seed() == 1
+    assert loaded.arms_stored(1) == (3, 4) and loaded.arms_stored(2) == (4, 4)
+    assert {r["config"]["seed"] for r in loaded.seed_records([1])} == {1}
+    assert len(loaded.seed_records([1])) == 3 + 2  # three arms and both baselines
+
+
+def test_no_partial_seed_without_its_baselines(tmp_path) -> None:
+    g = Grid("multi_mnist", ("ls",), ("adam",), (0,))
+    for c in g.configs("smoke"):
+        if c.stl_task is None:
+            write_record(record_path(c, tmp_path), {**_record(c, []), "config": c.to_dict()})
+    assert load_grid(g, "smoke", results_dir=tmp_path).partial_seed() is None
+
+
 def test_a_diverged_arm_counts_as_stored_but_keeps_its_seed_out_of_the_tables(tmp_path) -> None:
     g = Grid("multi_mnist", ("ls",), ("adam", "sgd"), (0, 1), stl=False)
     configs = g.configs("smoke")
