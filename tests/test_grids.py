@@ -35,8 +35,7 @@ def test_cpu_grid_covers_every_method_under_the_four_optimizer_settings_with_eno
     for name in ("multi_mnist", "multi_fashion", "multi_fashion_mnist"):
         assert set(grids[name].methods) == set(METHODS)
         assert grids[name].optimizers == BOOK_OPTIMIZERS
-        assert len(grids[name].seeds) >= 2
-    assert len(grids["multi_fashion"].seeds) >= 5
+        assert len(grids[name].seeds) >= 5
     assert {"mgda", "imtl_g", "nash_mtl", "fairgrad", "ls", "famo"} <= set(grids["qm9"].methods)
     assert len(grids["qm9"].seeds) >= 3
 
