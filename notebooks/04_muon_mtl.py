@@ -63,13 +63,14 @@
 #
 # ## The runs
 #
-# Multi-MNIST (two tasks: the top-left and bottom-right digit of one image; a shared LeNet trunk) under the `cpu`
-# profile. Arms: LS and four gradient-based MTL methods — MGDA {cite}`sener2018mgda`, IMTL-G {cite}`liu2021imtl`,
+# Multi-MNIST (two tasks: the top-left and bottom-right digit of one image; a shared LeNet trunk) under this build's
+# profile ({glue:text}`claim2_profile`). Arms: LS and four gradient-based MTL methods — MGDA {cite}`sener2018mgda`, IMTL-G {cite}`liu2021imtl`,
 # Nash-MTL {cite}`navon2022nashmtl` and FairGrad {cite}`ban2024fairgrad` — each under Adam and under Muon
 # (Muon on the hidden matrices `conv2` [20 × 250] and `fc` [50 × 500], AdamW on the first layer, the biases and
-# the heads; learning rate $10^{-3}$ for both, Muon's step scaled to AdamW's RMS, register O3). Seeds 0 and 1,
-# shared across arms (same initialization and batch order). The alignments are recorded every 5 steps at `cpu` (the task Jacobian costs $K$ backward passes on those steps);
-# Muon's singular values every 150 steps. QM9 ($K = 11$, where balance has more room to matter) is not run here:
+# the heads; learning rate $10^{-3}$ for both, Muon's step scaled to AdamW's RMS, register O3). Seeds
+# {glue:text}`claim2_seeds`, shared across arms (same initialization and batch order). The alignments are recorded
+# every {glue:text}`claim2_every` steps (the task Jacobian costs $K$ backward passes on those steps); Muon's
+# singular values every {glue:text}`claim2_spectrum_every` steps. QM9 ($K = 11$, where balance has more room to matter) is not run here:
 # recording alignments needs the 11-task Jacobian at every recorded step (about 8× a step, TOOLCHAIN.md), which
 # did not fit this chapter's budget next to the Multi-MNIST grid.
 
@@ -99,6 +100,10 @@ OPTIMIZERS = ["adam", "muon"]
 SEEDS = [seed, seed + 1]
 EVERY = {"smoke": 1, "cpu": 5, "full": 50}[profile]
 SPECTRUM_EVERY = {"smoke": 4, "cpu": 150, "full": 1500}[profile]
+glue("claim2_profile", profile, display=False)
+glue("claim2_seeds", " and ".join(map(str, SEEDS)), display=False)
+glue("claim2_every", EVERY, display=False)
+glue("claim2_spectrum_every", SPECTRUM_EVERY, display=False)
 
 
 def config_for(method: str, optimizer: str, run_seed: int) -> Config:
