@@ -66,6 +66,7 @@ from apt.grids import CLAIM1_BENCHMARKS as BENCHMARKS
 from apt.grids import CLAIM1_METHODS as METHODS
 from apt.grids import CLAIM1_OPTIMIZERS as OPTIMIZERS
 from apt.grids import claim1_configs
+from apt.optim.factory import DEFAULT_HP
 from apt.results import diagnostic_medians
 
 configs = {benchmark: claim1_configs(profile, seed, benchmark=benchmark, device=device, data_dir=data_dir)
@@ -100,15 +101,20 @@ print("median over recorded steps (profile", profile + ")")
 summary
 
 # %% [markdown]
-# Over training, per recorded step (a rolling median over 20 recorded steps on Multi-MNIST and 5 on QM9, which
-# has 68 steps at the `cpu` profile, smooths the minibatch noise):
+# Over training, per recorded step (a rolling median over {glue:text}`claim1_window_multi_mnist` recorded steps
+# on Multi-MNIST and {glue:text}`claim1_window_qm9` on QM9, which has {glue:text}`claim1_qm9_steps` steps at this
+# profile, smooths the minibatch noise):
 
 # %%
+ROLLING_WINDOW = {"multi_mnist": 20, "qm9": 5}  # recorded steps; QM9's runs are short at the cpu profile
+for benchmark, window in ROLLING_WINDOW.items():
+    glue(f"claim1_window_{benchmark}", window, display=False)
+glue("claim1_qm9_steps", int(steps[steps.benchmark == "qm9"]["step"].max()) + 1, display=False)  # counted from 0
 panels = [(benchmark, method) for benchmark in BENCHMARKS for method in METHODS]
 # one row per (benchmark, method), the share on the left and the fidelity on the right
 fig, axes = plt.subplots(len(panels), 2, figsize=(11, 3.2 * len(panels)), sharex="row", squeeze=False)
 for row, (benchmark, method) in enumerate(panels):
-    window = 20 if benchmark == "multi_mnist" else 5
+    window = ROLLING_WINDOW[benchmark]
     for optimizer in OPTIMIZERS:
         part = steps[(steps.benchmark == benchmark) & (steps.method == method) & (steps.optimizer == optimizer)]
         for col, quantity in enumerate(["share", "fidelity"]):
@@ -149,10 +155,21 @@ def median_of(benchmark: str, quantity: str, optimizer: str, method: str = "mgda
         return float("nan")
 
 
-# the reading of the Multi-MNIST medians against the independent-gradient values sqrt(1 - β²) (β = 0.95 for Muon)
+# the reading of the Multi-MNIST medians against the independent-gradient values sqrt(1 - β²), β each optimizer's
+# default
 shares = {o: median_of("multi_mnist", "share", o) for o in ("sgdm", "adam", "muon")}
 cosines = [median_of("multi_mnist", "momentum_cosine", o) for o in ("sgdm", "adam", "muon")]
-above = [shares[o] > np.sqrt(1 - (0.95 if o == "muon" else 0.9) ** 2) for o in shares]
+beta_first_moment = {"sgdm": DEFAULT_HP["sgdm"]["momentum"], "adam": DEFAULT_HP["adam"]["betas"][0],
+                     "muon": DEFAULT_HP["muon"]["momentum"]}
+independent_share = {o: float(np.sqrt(1 - beta ** 2)) for o, beta in beta_first_moment.items()}
+glue("claim1_beta_sgdm", beta_first_moment["sgdm"], display=False)
+glue("claim1_beta_muon", beta_first_moment["muon"], display=False)
+glue("claim1_constant_share_sgdm", 1 - beta_first_moment["sgdm"], display=False)
+glue("claim1_independent_share_sgdm", independent_share["sgdm"], display=False)
+glue("claim1_independent_share_muon", independent_share["muon"], display=False)
+glue("claim1_apt_beta_min", DEFAULT_HP["apt_adam"]["beta_min"], display=False)
+glue("claim1_apt_beta_max", DEFAULT_HP["apt_adam"]["beta_max"], display=False)
+above = [shares[o] > independent_share[o] for o in shares]
 glue("claim1_share_reading", "all above the independent-gradient value" if all(above) else
      "all below the independent-gradient value" if not any(above) else
      "some above, some below the independent-gradient value", display=False)
@@ -169,6 +186,7 @@ for optimizer in ("sgdm", "adam"):
     glue(f"claim1_qm9_{optimizer}_loss_last", sum(epochs[-1]["train_losses"]) if epochs else float("nan"),
          display=False)
 
+glue("claim1_qm9_sgdm_lr", configs["qm9"][("mgda", "sgdm")].lr, display=False)
 for benchmark, prefix in (("multi_mnist", "claim1"), ("qm9", "claim1_qm9")):
     for optimizer in ("sgdm", "adam", "muon", "apt_adam"):
         glue(f"{prefix}_{optimizer}_share", median_of(benchmark, "share", optimizer), display=False)
@@ -180,25 +198,29 @@ for benchmark, prefix in (("multi_mnist", "claim1"), ("qm9", "claim1_qm9")):
 # ## What this shows
 #
 # Two reference points make $s_t$ readable. If every minibatch gave the same gradient, the buffer would converge
-# to it and $s_t \to 1-\beta = 0.1$ for $\beta = 0.9$. If successive gradients were independent with equal
-# norms, $\mathbb{E}\lVert m_t\rVert^2 = (1-\beta)^2 \lVert g\rVert^2 / (1-\beta^2)$ in the stationary regime, so
-# $s_t \approx \sqrt{1-\beta^2} \approx 0.44$. With MGDA's direction as the instant gradient, the measured medians
-# are {glue:text}`claim1_sgdm_share:.2f` (SGD with momentum), {glue:text}`claim1_adam_share:.2f` (Adam's first
-# moment) and {glue:text}`claim1_muon_share:.2f` (Muon, whose matrices use momentum 0.95, for which the
-# independent-gradient value is 0.31): {glue:text}`claim1_share_reading`. The gradient's median cosine with the
-# buffer it meets, $c_t = \cos(g_t, m_{t-1})$, is {glue:text}`claim1_sgdm_momentum_cosine:.2f`,
+# to it and $s_t \to 1-\beta$, which is {glue:text}`claim1_constant_share_sgdm:.2f` for the default
+# $\beta = $ {glue:text}`claim1_beta_sgdm` of SGD with momentum and of Adam's first moment. If successive gradients
+# were independent with equal norms, $\mathbb{E}\lVert m_t\rVert^2 = (1-\beta)^2 \lVert g\rVert^2 / (1-\beta^2)$
+# in the stationary regime, so $s_t \approx \sqrt{1-\beta^2}$, which is
+# {glue:text}`claim1_independent_share_sgdm:.2f` for that $\beta$. With MGDA's direction as the instant gradient, the
+# measured medians are {glue:text}`claim1_sgdm_share:.2f` (SGD with momentum), {glue:text}`claim1_adam_share:.2f`
+# (Adam's first moment) and {glue:text}`claim1_muon_share:.2f` (Muon, whose matrices use momentum
+# {glue:text}`claim1_beta_muon`, for which the independent-gradient value is
+# {glue:text}`claim1_independent_share_muon:.2f`): {glue:text}`claim1_share_reading`. The gradient's median cosine
+# with the buffer it meets, $c_t = \cos(g_t, m_{t-1})$, is {glue:text}`claim1_sgdm_momentum_cosine:.2f`,
 # {glue:text}`claim1_adam_momentum_cosine:.2f` and {glue:text}`claim1_muon_momentum_cosine:.2f`:
-# {glue:text}`claim1_momentum_cosine_reading`. (These measures run over all parameters
-# with a gradient: the shared layers, where MGDA acts, and the task heads, which receive their own task's
-# gradient; under Muon they mix its matrices, with momentum 0.95, and the parameters Muon leaves to AdamW, with
-# 0.9.) The step actually taken has a median cosine of only
-# {glue:text}`claim1_adam_fidelity:.2f` (Adam) and {glue:text}`claim1_muon_fidelity:.2f` (Muon) with the
-# direction MGDA computed for this step, against {glue:text}`claim1_sgdm_fidelity:.2f` for SGD with momentum and
-# 1 for plain SGD: the normalization of Adam and the orthogonalization of Muon turn the update further away from
-# the instant direction than momentum alone does. That is the paper's claim 1, measured: under Adam and Muon
-# the MTL method's direction for the current batch is a minority component of the update.
+# {glue:text}`claim1_momentum_cosine_reading`. (These measures run over all parameters with a gradient: the shared
+# layers, where MGDA acts, and the task heads, which receive their own task's gradient; under Muon they mix its
+# matrices, with momentum {glue:text}`claim1_beta_muon`, and the parameters Muon leaves to AdamW, with
+# {glue:text}`claim1_beta_sgdm`.) The step actually taken has a median cosine of only
+# {glue:text}`claim1_adam_fidelity:.2f` (Adam) and {glue:text}`claim1_muon_fidelity:.2f` (Muon) with the direction
+# MGDA computed for this step, against {glue:text}`claim1_sgdm_fidelity:.2f` for SGD with momentum and 1 for plain
+# SGD: the normalization of Adam and the orthogonalization of Muon turn the update further away from the instant
+# direction than momentum alone does. That is the paper's claim 1, measured: under Adam and Muon the MTL method's
+# direction for the current batch is a minority component of the update.
 #
-# APT-Adam, with its assumed default rule (β between 0.5 and 0.9, linear in the cosine of $g_t$ and
+# APT-Adam, with its assumed default rule (β between {glue:text}`claim1_apt_beta_min` and
+# {glue:text}`claim1_apt_beta_max`, linear in the cosine of $g_t$ and
 # $m_{t-1}$), raises the share to {glue:text}`claim1_apt_adam_share:.2f` and the fidelity to
 # {glue:text}`claim1_apt_adam_fidelity:.2f`: it does give the instant gradient more of the step. Whether that
 # improves what MTL methods achieve, and whether a fixed smaller β would do the same, are the questions of the
@@ -206,19 +228,20 @@ for benchmark, prefix in (("multi_mnist", "claim1"), ("qm9", "claim1_qm9")):
 # conflict on Multi-MNIST) is not measured in this chapter.
 #
 # **QM9.** With MGDA-UB's direction as the instant gradient, the medians are {glue:text}`claim1_qm9_sgdm_share:.2f`
-# (SGD with momentum), {glue:text}`claim1_qm9_adam_share:.2f` (Adam) and {glue:text}`claim1_qm9_muon_share:.2f`
-# (Muon) for the share, and {glue:text}`claim1_qm9_sgdm_fidelity:.2f` (SGD with momentum),
+# (SGD with momentum), {glue:text}`claim1_qm9_adam_share:.2f` (Adam) and {glue:text}`claim1_qm9_muon_share:.2f` (Muon)
+# for the share, and {glue:text}`claim1_qm9_sgdm_fidelity:.2f` (SGD with momentum),
 # {glue:text}`claim1_qm9_adam_fidelity:.2f` (Adam) and {glue:text}`claim1_qm9_muon_fidelity:.2f` (Muon) for the
 # fidelity; APT-Adam: share {glue:text}`claim1_qm9_apt_adam_share:.2f`, fidelity
 # {glue:text}`claim1_qm9_apt_adam_fidelity:.2f` (a share above 1 means $\beta_t m_{t-1}$ partly cancels
-# $(1-\beta_t) g_t$: successive gradients point against each other). The two mechanisms separate here. SGD with
-# momentum at the untuned $0.01$ trains slowly (summed training loss {glue:text}`claim1_qm9_sgdm_loss_first:.1f` in
-# the first epoch, {glue:text}`claim1_qm9_sgdm_loss_last:.1f` in the last, against
-# {glue:text}`claim1_qm9_adam_loss_last:.1f` for Adam), successive gradients stay aligned and the buffer holds
-# mostly earlier ones. Under Adam the current gradient is most of the buffer (successive gradients often point
-# against each other: the share oscillates around and above 1), yet the step taken is nearly orthogonal to it: on QM9 it is Adam's per-coordinate normalization, not its momentum, that turns the step away
-# from the method's direction. QM9's runs are short at this profile (68 steps), so these medians include the
-# first steps, where the buffers are still filling; the figure shows how they evolve.
+# $(1-\beta_t) g_t$: successive gradients point against each other). The two mechanisms separate here. SGD with momentum at the
+# untuned learning rate {glue:text}`claim1_qm9_sgdm_lr` trains slowly (summed training loss
+# {glue:text}`claim1_qm9_sgdm_loss_first:.1f` in the first epoch, {glue:text}`claim1_qm9_sgdm_loss_last:.1f` in the
+# last, against {glue:text}`claim1_qm9_adam_loss_last:.1f` for Adam), successive gradients stay aligned and the buffer
+# holds mostly earlier ones. Under Adam the current gradient is most of the buffer (successive gradients often point
+# against each other: the share oscillates around and above 1), yet the step taken is nearly orthogonal to it: on QM9
+# it is Adam's per-coordinate normalization, not its momentum, that turns the step away from the method's direction.
+# QM9's runs are short at this profile ({glue:text}`claim1_qm9_steps` steps), so these medians include the first
+# steps, where the buffers are still filling; the figure shows how they evolve.
 #
-# Scope: two benchmarks, one seed, untuned learning rates, the `cpu` profile (the figure's title says which
+# Scope: two benchmarks, one seed, untuned learning rates, one profile (the figure's title says which
 # profile this build used).
