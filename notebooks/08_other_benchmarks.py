@@ -223,7 +223,7 @@ plt.close(fig)
 # ```{glue:figure} fig_published_delta_m
 # :name: fig-published-delta-m
 #
-# Published Δm% per method (profile `full`: the published protocol, 3 seeds, as printed by the FAMO and
+# Published Δm% per method (the published protocol, means over the papers' seeds, as printed by the FAMO and
 # Nash-MTL papers; grey bars are rows quoted by later papers). Not measured in this build. The best published
 # values are {glue:text}`celeba_best_delta_m:.2f` (CelebA, {glue:text}`celeba_best_method`),
 # {glue:text}`nyuv2_best_delta_m:.2f` (NYUv2, {glue:text}`nyuv2_best_method`) and

@@ -15,10 +15,11 @@
 # (chapter-cluster)=
 # # Running the grid on a cluster
 #
-# The full protocol is every MTL method under Adam, APT-Adam, Muon and APT-Muon, with three seeds, on every
-# benchmark, plus the single-task baselines: hundreds of GPU runs. `python -m apt sweep` runs such a grid one
-# run after another by default; with `--backend ray` it spreads the runs over a [Ray](https://docs.ray.io)
-# cluster that you start with Ray's own command line. What that backend does (`apt.sweep_ray`):
+# The full protocol is every MTL method under Adam, APT-Adam, Muon and APT-Muon, with several seeds (the table of
+# runs below gives them per benchmark), on every benchmark, plus the single-task baselines: hundreds of GPU runs.
+# `python -m apt sweep` runs such a grid one run after another by default; with `--backend ray` it spreads the runs
+# over a [Ray](https://docs.ray.io) cluster that you start with Ray's own command line. What that backend does
+# (`apt.sweep_ray`):
 #
 # - each run is one Ray task that reserves what it needs: one GPU when the device is `cuda` (and 2 CPUs),
 #   2 CPUs for a `cpu`-profile run, 1 for `smoke`; torch uses as many threads as CPUs reserved;
@@ -57,7 +58,7 @@ from apt.grids import (ABLATION_SEEDS, APT_ADAM_VARIANTS, APT_MUON_VARIANTS, abl
 from apt.page import command_lines
 from apt.sweep_ray import CPUS_PER_RUN
 
-# The full profile's grids of apt.grids: every method × Adam, APT-Adam, Muon, APT-Muon × 3 seeds, + STL baselines.
+# The full profile's grids of apt.grids: every method × Adam, APT-Adam, Muon, APT-Muon × seeds, + STL baselines.
 FULL_GRIDS = book_grids("full")
 COST_DIR = REPO_ROOT / "results" / "cost"  # speed measurements belong to a machine, not to a profile
 
@@ -84,8 +85,8 @@ COST_DIR = REPO_ROOT / "results" / "cost"  # speed measurements belong to a mach
 # Ray's servers listen on every network interface and run whatever code a client sends: on a network you
 # do not fully trust, enable Ray's token authentication (`export RAY_AUTH_MODE=token RAY_AUTH_TOKEN=...`
 # with one secret for all nodes and for the sweep command; see Ray's documentation on token
-# authentication). Ray counts each machine's CPUs and GPUs itself (`--num-cpus` / `--num-gpus` override it). Run the sweep
-# commands below on the head node with `--address HEAD_IP:6379`; `ray stop` on every node ends the
+# authentication). Ray counts each machine's CPUs and GPUs itself (`--num-cpus` / `--num-gpus` override it). Run
+# the sweep commands below on the head node with `--address HEAD_IP:6379`; `ray stop` on every node ends the
 # cluster. Without `--address`, `--backend ray` connects to `$RAY_ADDRESS` or to a cluster started on the
 # same machine, and otherwise starts a Ray instance of its own that ends with the sweep (one machine, all its
 # GPUs).
@@ -190,9 +191,9 @@ for name in FULL_GRIDS:
     steps_per_epoch = -(-size // protocol.batch_size)
     configs = full_grid(name)
     n_stl = sum(c.stl_task is not None for c in configs)
-    rows.append({"benchmark": name, "runs": len(configs), "of which STL": n_stl, "epochs": protocol.epochs,
-                 "train examples": size, "batch": protocol.batch_size, "steps per run": protocol.epochs * steps_per_epoch,
-                 "size from": source})
+    rows.append({"benchmark": name, "seeds": len(FULL_GRIDS[name].seeds), "runs": len(configs),
+                 "of which STL": n_stl, "epochs": protocol.epochs, "train examples": size,
+                 "batch": protocol.batch_size, "steps per run": protocol.epochs * steps_per_epoch, "size from": source})
 plan = pd.DataFrame(rows).set_index("benchmark")
 display(plan)
 glue("cluster_runs_total", int(plan["runs"].sum()), display=False)
