@@ -114,18 +114,28 @@ directions_table = pd.DataFrame(rows).set_index("method").round(4)
 directions_table
 
 # %%
-fig, ax = plt.subplots(figsize=(5, 5))
-for k, g in enumerate(jacobian):
-    u = -g / g.norm()
-    ax.annotate("", xy=u.tolist(), xytext=(0, 0), arrowprops=dict(arrowstyle="->", color="grey", lw=2, ls="--"))
-    ax.text(*(1.08 * u).tolist(), f"$-g_{k + 1}$", color="grey")
-for i, (name, d) in enumerate(directions.items()):
-    u = -d / d.norm()
-    ax.annotate("", xy=u.tolist(), xytext=(0, 0), arrowprops=dict(arrowstyle="->", color=f"C{i}", lw=2))
-    ax.text(*(1.15 * u).tolist(), name, color=f"C{i}", ha="center")
-ax.set(xlim=(-1.5, 1.5), ylim=(-1.5, 1.5), aspect="equal", xlabel="$x_1$ component", ylabel="$x_2$ component",
+fig, ax = plt.subplots(figsize=(7, 5))
+# several methods point (almost) the same way here: the arrows are named in a legend, not at their tips, and drawn
+# from wide to narrow so that one lying on another still shows around it
+arrows = [(f"$-g_{k + 1}$ (task {k + 1})", -g, {"color": "black", "ls": ls, "lw": 1.5})
+          for k, (g, ls) in enumerate(zip(jacobian, ("--", ":")))]
+method_colors = [c for i, c in enumerate(plt.get_cmap("tab10").colors) if i != 7]  # tab10 without its grey
+widths = np.linspace(7, 1.5, len(directions))
+arrows += [(name, -d, {"color": method_colors[i % len(method_colors)], "lw": widths[i]})
+           for i, (name, d) in enumerate(directions.items())]
+for label, v, style in arrows:
+    u = v / v.norm()
+    ax.annotate("", xy=u.tolist(), xytext=(0, 0), arrowprops=dict(arrowstyle="->", **style))
+    ax.plot([], [], label=label, **style)
+ax.legend(loc="center left", bbox_to_anchor=(1.02, 0.5), title="direction $-d$")
+ax.set(xlim=(-1.2, 1.2), ylim=(-1.2, 1.2), aspect="equal", xlabel="$x_1$ component", ylabel="$x_2$ component",
        title="Unit directions of descent at $x_0 = (9, -1)$")
+fig.tight_layout()
 plt.show()
+names = list(directions)
+same = [f"{a} and {b}" for i, a in enumerate(names) for b in names[i + 1:]
+        if torch.nn.functional.cosine_similarity(directions[a], directions[b], dim=0) > 0.999]
+print("Arrows that lie on each other (cosine > 0.999): " + ("; ".join(same) if same else "none"))
 
 # %% [markdown]
 # ## Whole trajectories, under three optimizers, with and without APT
