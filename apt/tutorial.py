@@ -434,14 +434,16 @@ def task_cosines(update: Tensor, task_gradients: Tensor) -> Tensor:
     return torch.nn.functional.cosine_similarity(flat, update.reshape(1, -1).double(), dim=1)
 
 
-def plot_spectra(matrices: Mapping[str, Tensor], ax: plt.Axes | None = None) -> plt.Axes:
+def plot_spectra(matrices: Mapping[str, Tensor], ax: plt.Axes | None = None,
+                 title: str = "singular values") -> plt.Axes:
     """Singular values (descending, each divided by the largest) of each named matrix [A, B], log scale."""
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 3.8))
     for name, matrix in matrices.items():
         sigma = singular_values(matrix.float())
         ax.plot(range(1, sigma.numel() + 1), (sigma / sigma.max()).numpy(), marker=".", label=name)
-    ax.set(yscale="log", xlabel="index i", ylabel=r"$\sigma_i / \sigma_1$", title="singular values")
+    ax.set(yscale="log", xlabel="singular value index i", ylabel=r"$\sigma_i / \sigma_1$ (dimensionless)",
+           title=title)
     ax.legend(fontsize=8)
     return ax
 

@@ -86,6 +86,7 @@ from apt.analysis import paired_difference, runs_frame
 from apt.config import Config
 from apt.experiment import record_path, run
 from apt.optim import newton_schulz, polar_factor
+from apt.optim.newton_schulz import singular_values
 from apt.page import wrapped
 
 # Multi-MNIST runs of steps 2 and 4: the `cpu` profile's data and model with fewer pairs and epochs, so that a
@@ -328,11 +329,31 @@ tutorial.check_polar_factor(orthogonalize)
 
 # %%
 summed = left + right
-tutorial.plot_spectra({"G_left + G_right": summed, "Newton-Schulz (Muon)": newton_schulz(summed).float(),
-                       "exact U V^T": polar_factor(summed)})
+spectra = {"G_left + G_right": summed, "Newton-Schulz (Muon)": newton_schulz(summed).float(),
+           "exact U V^T": polar_factor(summed)}
+tutorial.plot_spectra(spectra, title=f"Singular values of the fc layer's gradient (profile {profile}, seed {seed})")
 plt.show()
+# directions the summed gradient does not use: singular values at rounding level (σ_i / σ_1 < 1e-6)
+relative = {name: singular_values(m.float()) / singular_values(m.float()).max() for name, m in spectra.items()}
+unused = relative["G_left + G_right"] < 1e-6
+glue("workshop_rank", int((~unused).sum()), display=False)
+glue("workshop_min_dim", int(min(summed.shape)), display=False)
+glue("workshop_zero_rows", int((summed.abs().sum(dim=1) == 0).sum()), display=False)  # output units with no gradient
+glue("workshop_unused_ns_max", float(relative["Newton-Schulz (Muon)"][unused].max()) if unused.any() else 0.0,
+     display=False)
+glue("workshop_unused_exact_min", float(relative["exact U V^T"][unused].min()) if unused.any() else 1.0,
+     display=False)
 
 # %% [markdown]
+# The summed gradient uses only {glue:text}`workshop_rank` of the layer's {glue:text}`workshop_min_dim` singular
+# directions; the others sit at rounding level (below $10^{-6}\sigma_1$). Here {glue:text}`workshop_zero_rows` of its
+# rows are exactly zero: output units whose ReLU was inactive on every example of the batch. Newton–Schulz leaves
+# those directions where they were (at most {glue:text}`workshop_unused_ns_max:.0e` of $\sigma_1$ after
+# orthogonalization): its odd polynomial maps 0 to 0 and enlarges tiny values by a bounded factor. The exact $U
+# V^\top$ from the SVD gives them a singular value of at least {glue:text}`workshop_unused_exact_min:.2f`: for a
+# rank-deficient matrix, $U V^\top$ is one of many polar factors, and this one turns rounding noise into full-size
+# step directions. Muon's iteration is the better behaved of the two here.
+#
 # What does that do to the tasks? Below, the right task's loss is also down-weighted by 10 (as when one loss is
 # on a smaller scale). For each update we measure its cosine with each task's gradient: how much it serves each
 # task.
