@@ -17,9 +17,11 @@ PROFILE ?= cpu
 DEVICE ?= cpu
 # glibc's default allocator makes QM9's large per-edge tensors 2-3x slower and unstable (TOOLCHAIN.md); the
 # same values as apt/allocator.py, which gives them to `python -m apt`, scripts/execute_notebooks.py and Ray
-# workers; exported here for pytest's own processes.
+# workers; exported here for pytest's own processes. APT_KEEP_ALLOCATOR=1 keeps glibc's defaults (less memory).
+ifneq ($(APT_KEEP_ALLOCATOR),1)
 export MALLOC_MMAP_MAX_ := 0
 export MALLOC_TRIM_THRESHOLD_ := 100000000000
+endif
 
 .PHONY: setup book notebooks test results clean
 

@@ -67,3 +67,17 @@ def test_entry_points_run_with_the_settings_when_started_without_them(tmp_path, 
                           timeout=120)
     assert done.returncode == 0, done.stderr
     assert "ENV 0 100000000000" in done.stdout, done.stdout
+
+
+@pytest.mark.parametrize("opt_out", [False, True])
+def test_makefile_exports_the_same_settings_unless_opted_out(opt_out) -> None:
+    """make's own processes (the test suite, `make results`) get GLIBC_ALLOCATOR_ENV, and none with the opt-out."""
+    environ = {k: v for k, v in os.environ.items() if k not in GLIBC_ALLOCATOR_ENV and k != OPT_OUT}
+    command = ["make", "--no-print-directory", "-C", str(ROOT), "-pn", "clean"] + ([f"{OPT_OUT}=1"] if opt_out else [])
+    database = subprocess.run(command, env=environ, capture_output=True, text=True, timeout=60, check=True).stdout
+    exported = {}
+    for name in GLIBC_ALLOCATOR_ENV:
+        values = [line.split(":=", 1)[1].strip() for line in database.splitlines() if line.startswith(f"{name} :=")]
+        if values:
+            exported[name] = values[0]
+    assert exported == ({} if opt_out else GLIBC_ALLOCATOR_ENV)
