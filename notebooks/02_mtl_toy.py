@@ -135,7 +135,7 @@ plt.show()
 names = list(directions)
 same = [f"{a} and {b}" for i, a in enumerate(names) for b in names[i + 1:]
         if torch.nn.functional.cosine_similarity(directions[a], directions[b], dim=0) > 0.999]
-print("Arrows that lie on each other (cosine > 0.999): " + ("; ".join(same) if same else "none"))
+print(wrapped("Arrows that lie on each other (cosine > 0.999): " + ("; ".join(same) if same else "none")))
 
 # %% [markdown]
 # ## Whole trajectories, under three optimizers, with and without APT
