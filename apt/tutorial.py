@@ -121,11 +121,12 @@ def plot_directions(angle_deg: float, norm_ratio: float, ax: plt.Axes | None = N
     ax.plot(*point.tolist(), "o", color="C1", ms=5, label="min-norm point")
     extent = 1.15 * float(max(jacobian.norm(dim=1).max(), *(d.norm() for d in method_directions(jacobian).values())))
     cosine = float(torch.nn.functional.cosine_similarity(g1, g2, dim=0))
-    ax.set(xlim=(-extent, extent), ylim=(-extent, extent), aspect="equal",
+    ax.set(xlim=(-extent, extent), ylim=(-extent, extent), aspect="equal", xlabel="component 1 (units of |g1|)",
+           ylabel="component 2 (units of |g1|)",
            title=f"angle {angle_deg:g}°, |g2|/|g1| = {norm_ratio:g}, cos = {cosine:.2f}")
     ax.axhline(0, color="black", lw=0.3)
     ax.axvline(0, color="black", lw=0.3)
-    ax.legend(fontsize=7, loc="lower left")
+    ax.legend(fontsize=9, loc="lower left")
     return ax
 
 

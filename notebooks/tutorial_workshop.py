@@ -122,7 +122,8 @@ print(wrapped(f"profile {profile}: Multi-MNIST runs use profile {RUN_SIZE[0]!r} 
 fig, axes = plt.subplots(1, 3, figsize=(13.5, 4.5))
 for ax, (angle, ratio) in zip(axes, [(60, 1.0), (120, 1.0), (150, 3.0)]):
     tutorial.plot_directions(angle, ratio, ax=ax)
-fig.suptitle("Directions of four MTL methods for two task gradients (arrows: d; grey: g1, g2)")
+fig.suptitle("Directions of four MTL methods for two synthetic task gradients (arrows: d; grey: g1, g2; "
+             "no data, so no profile dependence)")
 fig.tight_layout()
 plt.show()
 
