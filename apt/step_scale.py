@@ -185,8 +185,9 @@ def _shared_lr_cost(runs: pd.DataFrame, chosen: pd.DataFrame, ls_lr: float | Non
 
 def stored_step_scale_control(profile: str, *, results_dir: Path | None = None,
                               data_dir: str | None = None) -> tuple[StepScaleControl | None, str]:
-    """(the control, a coverage sentence) from the store; the control is None until every run of the scan has a
-    record or a divergence note and the book grid holds the Adam and single-task runs of its seeds."""
+    """(the control, a coverage sentence) from the store, computed on the complete seeds: those for which every
+    run of the scan has a record or a divergence note and the book grid holds the Adam and single-task runs the
+    control needs. None while no seed is complete; the sentence names the complete seeds."""
     from apt.grids import (SGD_CONTROL_BENCHMARK, SGD_CONTROL_SEEDS, book_grids, load_grid, read_stored,
                            sgd_control_configs)
 
@@ -196,11 +197,19 @@ def stored_step_scale_control(profile: str, *, results_dir: Path | None = None,
     grid = load_grid(book_grids(profile)[SGD_CONTROL_BENCHMARK], profile, results_dir=results_dir,
                      data_dir=data_dir, seeds=SGD_CONTROL_SEEDS[profile])
     needed = [c for c in grid.missing if c.stl_task is not None or (c.optimizer == "adam" and c.method in methods)]
+    incomplete = {c.seed for c in missing + needed}
+    complete = [s for s in SGD_CONTROL_SEEDS[profile] if s not in incomplete]
     coverage = (f"{len(sgd) + len(diverged)} of {len(configs)} runs of the SGD scan are stored"
-                f" ({len(diverged)} diverged); {len(needed)} Adam or single-task runs of the grid it needs are missing")
-    if missing or needed:
+                f" ({len(diverged)} diverged); {len(needed)} Adam or single-task runs of the grid it needs are missing;"
+                f" complete seeds: {', '.join(map(str, complete)) or 'none'}")
+    if not complete:
         return None, coverage
-    adam = [r for r in grid.records
+
+    def of_complete_seeds(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [r for r in records if r["config"]["seed"] in complete]
+
+    adam = [r for r in of_complete_seeds(grid.records)
             if r["config"]["optimizer"] == "adam" and r["config"]["method"] in methods and r["config"]["stl_task"] is None]
-    stl = [r for r in grid.records if r["config"]["stl_task"] is not None]
-    return step_scale_control(sgd, diverged, adam, stl, sorted({lr for _, lr, _ in configs})), coverage
+    stl = [r for r in of_complete_seeds(grid.records) if r["config"]["stl_task"] is not None]
+    return (step_scale_control(of_complete_seeds(sgd), of_complete_seeds(diverged), adam, stl,
+                               sorted({lr for _, lr, _ in configs})), coverage)

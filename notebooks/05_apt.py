@@ -79,11 +79,11 @@ from apt.experiment import record_path, run
 from apt.store import read_record
 from apt.figures import paired_difference_forest
 from apt.benchmarks import benchmark_class
-from apt.grids import (ABLATION_BENCHMARK, ABLATION_SEEDS, ablation_arms, ablation_baselines, ablation_held,
-                       mean_beta_used)
+from apt.grids import (ABLATION_BENCHMARK, ABLATION_SEEDS, FIXED_BETA_SOURCE_SEEDS, ablation_arms, ablation_baselines,
+                       ablation_held, mean_beta_used)
 from apt.metrics import delta_m
 from apt.optim.assumptions import ASSUMPTIONS, register_myst
-from apt.page import wrapped
+from apt.page import counted, wrapped
 
 glue("apt_register", Markdown(register_myst()), display=False)
 glue("apt_n_assumptions", len(ASSUMPTIONS), display=False)
@@ -108,7 +108,8 @@ glue("apt_n_assumptions", len(ASSUMPTIONS), display=False)
 # \bar\beta = \frac{1}{|R|}\sum_{r \in R} \frac{1}{|T_r|}\sum_{t \in T_r} \bar\beta_{r,t},
 # $$
 #
-# with $R$ the default arm's runs, $T_r$ their recorded steps and $\bar\beta_{r,t}$ the mean over parameter tensors
+# with $R$ the default arm's runs of the seeds {glue:text}`apt_beta_source_seeds` (fixed: later seeds do not move
+# the control), $T_r$ their recorded steps and $\bar\beta_{r,t}$ the mean over parameter tensors
 # (weighted by their number of entries) of the β used at step $t$. APT-Muon adapts only Muon's matrices; its
 # AdamW group (a fraction $\varphi$ of the parameters: first layer, biases, task heads) stays at $\beta_h = 0.9$
 # (register A7) in APT-Muon and in its control alike, so for that family $\bar\beta$ is taken over the adapted
@@ -117,8 +118,8 @@ glue("apt_n_assumptions", len(ASSUMPTIONS), display=False)
 # from adapting it.
 
 # %%
-# The cpu/full ablation runs are computed by `python -m apt grid --profile cpu --no-grids --no-controls` (about
-# half an hour on 2 cores; the store holds them); this chapter renders what is stored. A smoke build trains its small set so
+# The cpu/full ablation runs are computed by `python -m apt grid --profile cpu --no-grids --no-controls` (hours on
+# 2 cores; each record's `wall_seconds` says how long it took); this chapter renders the seeds that are complete. A smoke build trains its small set so
 # that every cell runs in CI.
 TRAIN_MISSING = profile == "smoke"
 stl_configs = ablation_baselines(profile, data_dir=data_dir)
@@ -228,7 +229,7 @@ if complete:
         paired_difference_forest(ax, table, "arm", title=f"{family.replace('_', '-')} arms, MGDA, Multi-Fashion",
                                  xlabel=f"Δm% difference to {base_arm[family]} (points; < 0 is better)")
     fig.suptitle(f"Paired differences with 95% intervals (blue: interval excludes 0; profile {profile}, "
-                 f"{len(ABLATION_SEEDS[profile])} seed(s))")
+                 f"{counted(len(complete), 'complete seed')})")
     fig.tight_layout()
     plt.show()
 else:
@@ -287,12 +288,16 @@ if complete:
              display=False)
         resolved = vs_base[family][vs_base[family]["resolved"]]
         glue(f"apt_{family}_n_resolved", f"{len(resolved)} of {len(vs_base[family])}", display=False)
-    glue("apt_ablation_seeds", len(ABLATION_SEEDS[profile]), display=False)
+        control_beta = [dict(v.optimizer_hp)["beta_min"] for v, _ in arms[family] if v.varies.startswith("adaptivity")]
+        glue(f"apt_{family}_control_beta", f"{control_beta[0]:.2f}", display=False)
+    glue("apt_ablation_seeds", len(complete), display=False)
+    glue("apt_beta_source_seeds", ", ".join(map(str, FIXED_BETA_SOURCE_SEEDS[profile])), display=False)
 else:
     for family in ("apt_adam", "apt_muon"):
-        for key in ("vs_base", "control_vs_default", "mean_beta", "n_resolved"):
+        for key in ("vs_base", "control_vs_default", "mean_beta", "control_beta", "n_resolved"):
             glue(f"apt_{family}_{key}", "not measured in this build", display=False)
     glue("apt_ablation_seeds", 0, display=False)
+    glue("apt_beta_source_seeds", ", ".join(map(str, FIXED_BETA_SOURCE_SEEDS[profile])), display=False)
 
 # %%
 ablation_protocol = benchmark_class(ABLATION_BENCHMARK).protocol.with_overrides(
@@ -306,10 +311,13 @@ glue("apt_profile_sizes", f"{profile} profile's ({ablation_protocol.n_train or '
 # On this benchmark and method, with {glue:text}`apt_ablation_seeds` seed(s) per arm:
 #
 # - **APT-Adam with its assumed defaults vs Adam:** Δm% difference {glue:text}`apt_apt_adam_vs_base`. Its mean β
-#   was {glue:text}`apt_apt_adam_mean_beta`; the fixed-β control at that value differs from APT-Adam by
-#   {glue:text}`apt_apt_adam_control_vs_default`.
+#   was {glue:text}`apt_apt_adam_mean_beta`; the fixed-β control at β̄ = {glue:text}`apt_apt_adam_control_beta`
+#   differs from APT-Adam by {glue:text}`apt_apt_adam_control_vs_default`.
 # - **APT-Muon with its assumed defaults vs Muon:** {glue:text}`apt_apt_muon_vs_base`; mean β
-#   {glue:text}`apt_apt_muon_mean_beta`; fixed-β control vs APT-Muon {glue:text}`apt_apt_muon_control_vs_default`.
+#   {glue:text}`apt_apt_muon_mean_beta`; fixed-β control at β̄ = {glue:text}`apt_apt_muon_control_beta` vs APT-Muon
+#   {glue:text}`apt_apt_muon_control_vs_default`.
+# - The mean β is over all complete seeds, the control's β̄ over seeds {glue:text}`apt_beta_source_seeds` only
+#   (rounded to 0.01), so the two can differ in the last digits.
 # - Arms whose difference to their base optimizer is resolved: {glue:text}`apt_apt_adam_n_resolved` (Adam family),
 #   {glue:text}`apt_apt_muon_n_resolved` (Muon family).
 #

@@ -231,7 +231,7 @@ glue("sgd_control_clipped", (", ".join(clipped) + " clip" if clipped else "none 
      + f"; {', '.join(m for m in SGD_CONTROL_METHODS if m not in clipped)} do not", display=False)
 # NBVAL_IGNORE_OUTPUT
 # (what is stored depends on the store)
-print(wrapped(f"SGD control, profile {profile}, seeds {list(SGD_CONTROL_SEEDS[profile])}: {control_coverage}"
+print(wrapped(f"SGD control, profile {profile}, seeds configured {list(SGD_CONTROL_SEEDS[profile])}: {control_coverage}"
               + ("" if control else "; not tabulated in this build")))
 
 # %% [markdown]

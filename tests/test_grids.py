@@ -7,9 +7,11 @@ import pytest
 from apt.config import validate
 from apt.experiment import record_path
 from apt.grids import (
+    ABLATION_SEEDS,
     APT_ADAM_VARIANTS,
     APT_MUON_VARIANTS,
     BOOK_OPTIMIZERS,
+    FIXED_BETA_SOURCE_SEEDS,
     SGD_CONTROL_BENCHMARK,
     SGD_CONTROL_LRS,
     SGD_CONTROL_METHODS,
@@ -109,6 +111,29 @@ def test_fixed_beta_control_appears_once_its_default_arm_is_stored(tmp_path) -> 
     after = ablation_arms("smoke", results_dir=tmp_path)["apt_adam"]
     controls = [c for v, c in after if "fixed" in v.label]
     assert controls and all(c.optimizer_hp == {"beta_min": 0.82, "beta_max": 0.82} for c in controls)
+
+
+def test_fixed_beta_control_keeps_its_beta_and_run_id_when_ablation_seeds_are_added(tmp_path) -> None:
+    def store_default(seeds, beta):
+        for variant, config in ablation_arms("cpu", results_dir=tmp_path)["apt_adam"]:
+            if variant == APT_ADAM_VARIANTS[1] and config.seed in seeds:
+                write_record(tmp_path / config.benchmark / f"{config.run_id}.json", _record(config, [beta]))
+
+    def control_ids():
+        return sorted(c.run_id for v, c in ablation_arms("cpu", results_dir=tmp_path)["apt_adam"] if "fixed" in v.label)
+
+    sources = FIXED_BETA_SOURCE_SEEDS["cpu"]
+    later = [s for s in ABLATION_SEEDS["cpu"] if s not in sources]
+    assert sources and later and set(sources) < set(ABLATION_SEEDS["cpu"])
+    store_default(sources[:-1], 0.80)
+    assert control_ids() == []  # not every source seed is stored yet
+    store_default(sources[-1:], 0.80)
+    before = control_ids()
+    assert len(before) == len(ABLATION_SEEDS["cpu"])  # one control run per ablation seed, β from the source seeds
+    store_default(later, 0.60)  # later seeds with another β must not move the control
+    assert control_ids() == before
+    controls = [c for v, c in ablation_arms("cpu", results_dir=tmp_path)["apt_adam"] if "fixed" in v.label]
+    assert all(c.optimizer_hp == {"beta_min": 0.8, "beta_max": 0.8} for c in controls)
 
 
 def test_load_grid_reads_only_the_grids_own_records(tmp_path) -> None:

@@ -121,3 +121,46 @@ def test_adam_verdicts_count_resolved_signs_and_name_the_resolved_methods() -> N
     # (1, 2.5, 2.5). Centred: (1, −1, 0) and (−1, 0.5, 0.5), so ρ = −1.5 / (√2 · √1.5) = −√3/2.
     assert control.rank_correlation == pytest.approx(-math.sqrt(3) / 2)
     assert control.rank_correlation_text() == "-0.87"
+
+
+def test_stored_control_is_computed_on_the_complete_seeds_only(tmp_path, monkeypatch) -> None:
+    """Seed 1 counts once its whole scan and the grid's Adam and single-task runs it needs are stored."""
+    import apt.grids
+    from apt.experiment import record_path
+    from apt.step_scale import stored_step_scale_control
+    from apt.store import RECORD_SCHEMA, write_record
+
+    grid_ = apt.grids.Grid(apt.grids.SGD_CONTROL_BENCHMARK, ("ls", "mgda"), ("adam",), (0, 1))
+    monkeypatch.setitem(apt.grids.SGD_CONTROL_SEEDS, "smoke", (0, 1))
+    monkeypatch.setattr(apt.grids, "book_grids", lambda profile: {apt.grids.SGD_CONTROL_BENCHMARK: grid_})
+
+    def store(config, test=0.8):
+        made = record(config.method, config.optimizer, config.seed, test, lr=config.lr, stl_task=config.stl_task)
+        write_record(record_path(config, tmp_path), {**made, "schema": RECORD_SCHEMA, "run_id": config.run_id,
+                                                     "config_hash": config.config_hash, "status": "complete"})
+
+    scan = apt.grids.sgd_control_configs("smoke")
+    grid_runs = grid_.configs("smoke")
+    control, coverage = stored_step_scale_control("smoke", results_dir=tmp_path)
+    assert control is None and coverage.endswith("complete seeds: none")
+
+    for config in [*scan.values(), *grid_runs]:
+        if config.seed == 0:
+            store(config)
+    seed_1_scan = [c for c in scan.values() if c.seed == 1]
+    for config in seed_1_scan[:-1]:
+        store(config)
+    control, coverage = stored_step_scale_control("smoke", results_dir=tmp_path)
+    assert coverage.endswith("complete seeds: 0") and set(control.chosen["n_seeds"]) == {1}
+
+    store(seed_1_scan[-1])  # the scan of seed 1 is complete, its single-task baselines are not yet stored
+    for config in grid_runs:
+        if config.seed == 1 and config.stl_task is None:
+            store(config)
+    assert stored_step_scale_control("smoke", results_dir=tmp_path)[1].endswith("complete seeds: 0")
+
+    for config in grid_runs:
+        if config.seed == 1 and config.stl_task is not None:
+            store(config)
+    control, coverage = stored_step_scale_control("smoke", results_dir=tmp_path)
+    assert coverage.endswith("complete seeds: 0, 1") and set(control.chosen["n_seeds"]) == {2}
