@@ -113,7 +113,7 @@ for name, d in directions.items():
 directions_table = pd.DataFrame(rows).set_index("method").round(4)
 directions_table
 
-# %%
+# %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(7, 5))
 # several methods point (almost) the same way here: the arrows are named in a legend, not at their tips, and drawn
 # from wide to narrow so that one lying on another still shows around it
@@ -160,7 +160,7 @@ print(wrapped("Arrows that lie on each other (cosine > 0.999): " + ("; ".join(sa
 # The trajectories are independent, so `apt.toy_runs.toy_trajectories` computes them on one process per core
 # (up to 8); each is deterministic, and the test suite checks that the parallel result equals the serial one.
 
-# %%
+# %% tags=["hide-input"]
 # The runs (apt.toy_runs.chapter_runs): these methods × these optimizer settings (with their options) × the
 # five starts; FAMO gets the min_losses derived above.
 METHODS_SHOWN, OPTIMIZERS_SHOWN, LR = CHAPTER_METHODS, CHAPTER_OPTIMIZERS, CHAPTER_LR
@@ -193,7 +193,7 @@ runs = pd.DataFrame(rows)
 failures = pd.DataFrame(failure_rows, columns=["optimizer", "method", "step", "distance"])
 print(f"{len(runs)} trajectories of {STEPS} steps")
 
-# %%
+# %% tags=["hide-input"]
 # one row per method, one column per optimizer (a tall figure reads better in the book's narrow column)
 fig, axes = plt.subplots(len(METHODS_SHOWN), len(OPTIMIZERS_SHOWN), figsize=(2.6 * len(OPTIMIZERS_SHOWN),
                          2.5 * len(METHODS_SHOWN)), sharex=True, sharey=True)
@@ -245,7 +245,7 @@ failure_table[counts] = failure_table[counts].fillna(0).astype(int)
 failure_table.insert(1, "% of steps", 100 * failure_table["failed steps"] / nash_steps)
 failure_table.round(2)
 
-# %%
+# %% tags=["hide-input"]
 ls_reached = {opt: int(reached.loc["ls", opt]) for opt in OPTIMIZERS_SHOWN}
 best_method_under_adam = reached["adam"].idxmax()
 glue("toy_steps", STEPS, display=False)

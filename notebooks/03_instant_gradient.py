@@ -54,7 +54,7 @@ seed = 0
 data_dir = None
 results_dir = None
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -105,7 +105,7 @@ summary
 # on Multi-MNIST and {glue:text}`claim1_window_qm9` on QM9, which has {glue:text}`claim1_qm9_steps` steps at this
 # profile, smooths the minibatch noise):
 
-# %%
+# %% tags=["hide-input"]
 ROLLING_WINDOW = {"multi_mnist": 20, "qm9": 5}  # recorded steps; QM9's runs are short at the cpu profile
 for benchmark, window in ROLLING_WINDOW.items():
     glue(f"claim1_window_{benchmark}", window, display=False)
@@ -147,7 +147,7 @@ display(progress.set_index(["benchmark", "method", "optimizer"]).unstack("benchm
 pd.DataFrame({key: record["final"]["test_metrics"] for key, record in records["multi_mnist"].items()}).T.rename_axis(
     ["method", "optimizer"]).round(4)
 
-# %%
+# %% tags=["hide-input"]
 def median_of(benchmark: str, quantity: str, optimizer: str, method: str = "mgda") -> float | str:
     try:
         return float(summary.loc[(benchmark, optimizer), (quantity, method)])

@@ -81,7 +81,7 @@ seed = 0
 data_dir = None
 results_dir = None
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -120,7 +120,7 @@ missing = [c.run_id for c in configs.values() if not record_path(c, results_dir)
 print(f"{len(configs)} runs, profile {profile}; {len(missing)} not yet in the results store (trained now)")
 records = {key: run(config, results_dir=results_dir, progress=False) for key, config in configs.items()}
 
-# %%
+# %% tags=["hide-input"]
 step_tables = []
 for (method, optimizer, run_seed), record in records.items():
     table = alignment_frame(record)
@@ -180,7 +180,7 @@ plt.show()
 # Per run, the relative spread $R$ and the spread of the method's own direction next to that of the step
 # actually taken (one marker per seed; bars: mean over seeds):
 
-# %%
+# %% tags=["hide-input"]
 fig, axes = plt.subplots(1, 2, figsize=(14, 4.8), gridspec_kw={"width_ratios": [1, 1.15]})
 positions = np.arange(len(METHODS))
 for offset, optimizer in zip((-0.2, 0.2), OPTIMIZERS):
@@ -211,7 +211,7 @@ plt.show()
 # Differences paired by seed (same initialization and batch order), with 95% Student-t intervals over the seeds.
 # First, LS + Muon against each method under Adam; then what switching from Adam to Muon does within each method.
 
-# %%
+# %% tags=["hide-input"]
 ls_muon = runs[(runs.method == "ls") & (runs.optimizer == "muon")]
 pairs = []
 for method in METHODS[1:]:
@@ -261,7 +261,7 @@ readable(muon_minus_adam, "method")
 # tasks' gradient directions live in different singular directions of $M_t$, flattening the spectrum is what would
 # give the weaker task's directions equal weight: that is the mechanism behind the claim.
 
-# %%
+# %% tags=["hide-input"]
 spectra_record = records[("ls", "muon", seed)]
 spectra = spectra_frame(spectra_record)
 spectrum_steps = sorted(spectra["step"].unique())
@@ -312,7 +312,7 @@ fig.suptitle(f"Effective rank before and after orthogonalization, Multi-MNIST (p
 fig.tight_layout()
 plt.show()
 
-# %%
+# %% tags=["hide-input"]
 def arm_mean(method: str, optimizer: str, quantity: str) -> float:
     return float(runs[(runs.method == method) & (runs.optimizer == optimizer)][quantity].mean())
 

@@ -117,7 +117,7 @@ glue("apt_n_assumptions", len(ASSUMPTIONS), display=False)
 # mean over all tensors. If the control does as well as APT, the effect comes from a smaller average β, not
 # from adapting it.
 
-# %%
+# %% tags=["hide-input"]
 # The cpu/full ablation runs are computed by `python -m apt grid --profile cpu --no-grids --no-controls` (hours on
 # 2 cores; each record's `wall_seconds` says how long it took); this chapter renders the seeds that are complete. A smoke build trains its small set so
 # that every cell runs in CI.
@@ -152,7 +152,7 @@ print(wrapped(f"{len(stored)} of {len(configs)} ablation runs and baselines stor
 # $s_t = \lVert(1-\beta_t)\,g_t\rVert / \lVert m_t\rVert$ and the update fidelity
 # $f_t = \cos(\Delta\theta_t, -g_t)$ defined in {ref}`chapter-instant-gradient`.
 
-# %%
+# %% tags=["hide-input"]
 if complete:
     stl = [records[c.run_id] for c in stl_configs]
     base, base_label = stl_baseline(stl, ABLATION_BENCHMARK)
@@ -199,7 +199,7 @@ else:
 # (negative is better: Δm% is the average relative *loss* against single-task training), with a 95% t-interval
 # over seeds. An interval that contains 0 is **unresolved**: no finding either way.
 
-# %%
+# %% tags=["hide-input"]
 if complete:
     def differences(frame: pd.DataFrame, control: str, value: str = "delta_m") -> pd.DataFrame:
         """arm − control of ``value`` for every other arm of ``frame``, paired by seed."""
@@ -241,7 +241,7 @@ else:
 # The mean over parameter tensors of $\beta_t$ over training, for the default arms (mean over seeds; the
 # horizontal lines are the base optimizer's constant β and the fixed-β control's $\bar\beta$):
 
-# %%
+# %% tags=["hide-input"]
 if complete:
     fig, axes = plt.subplots(1, 2, figsize=(12, 4), sharey=True)
     for ax, family in zip(axes, arms):
@@ -264,7 +264,7 @@ if complete:
 else:
     print(no_complete_seed)
 
-# %%
+# %% tags=["hide-input"]
 if complete:
     def glue_difference(name: str, table: pd.DataFrame, arm: str) -> None:
         """Glue '<d> ± <ci> (resolved|unresolved)' for one arm of a difference table."""

@@ -35,7 +35,7 @@ seed = 0
 data_dir = None
 results_dir = None
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import pandas as pd
 from myst_nb import glue
@@ -86,7 +86,7 @@ with pd.option_context("display.max_colwidth", None):
 # of their records; each record also names its torch threads, and the sweeps that wrote them ran two runs side by
 # side on the machine of {ref}`chapter-reproducibility`).
 
-# %%
+# %% tags=["hide-input"]
 from apt.mtl import method_info
 
 
@@ -117,7 +117,7 @@ else:
 # one here) under the four optimizer settings, seeds shared across arms. The reporting rule is the lineage's: test metrics at the epoch of best
 # validation Δm% (against the published single-task vector, as the reference code does).
 
-# %%
+# %% tags=["hide-input"]
 complete = stored.complete_seeds()
 # While no seed is complete, the chapter shows the fullest seed whose single-task baselines are stored: its arms'
 # Δm% exist, but one seed has no interval and an MR among part of the arms is not the grid's MR.

@@ -43,7 +43,7 @@ seed = 0
 data_dir = None
 results_dir = None
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -116,7 +116,7 @@ for name, res in results.items():
 # %% [markdown]
 # The same Δm% values as a figure, one row per method, one colour per optimizer setting:
 
-# %%
+# %% tags=["hide-input"]
 colors = OPTIMIZER_COLORS
 n_panels = max(len(results), 1)  # every benchmark has the same methods: one shared y axis
 fig, axes = plt.subplots(1, n_panels, figsize=(min(5.5 * n_panels, 13), 7), sharey=True, squeeze=False)
@@ -242,7 +242,7 @@ print(wrapped(f"SGD control, profile {profile}, seeds configured {list(SGD_CONTR
 # \Delta m\%(m, \text{SGD at } \eta^*(m), s)$, paired by seed ($> 0$: the shared learning rate makes $m$ look worse
 # than it is; test data, while $\eta^*$ was chosen on validation data, so it can be negative):
 
-# %%
+# %% tags=["hide-input"]
 if control:
     scan = control.scan.assign(cell=[("diverged" if d else f"{100 * v:.2f}") for v, d in
                                      zip(control.scan["val_score"], control.scan["diverged"])])

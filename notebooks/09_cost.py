@@ -34,7 +34,7 @@ seed = 0
 data_dir = None
 results_dir = None
 
-# %%
+# %% tags=["hide-input"]
 import json
 from pathlib import Path
 

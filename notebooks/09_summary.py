@@ -106,7 +106,7 @@ if results:
 else:
     print("No complete seed of any grid in this build: no ranks.")
 
-# %%
+# %% tags=["hide-input"]
 def glue_or_missing(name: str, value: object) -> None:
     glue(name, value if value is not None else "not measured in this build", display=False)
 

@@ -152,7 +152,7 @@ print(command_lines(f"python -m apt grid --profile full --device cuda --backend 
 # partition), taken from the benchmark's definition for the synthetic Multi-* pairs, and otherwise from the
 # published split size given in the benchmark's documentation.
 
-# %%
+# %% tags=["hide-input"]
 def full_protocol(name: str) -> Protocol:
     """The benchmark's published protocol with its `full` profile's overrides (as the runner builds it)."""
     cls = benchmark_class(name)
@@ -238,7 +238,7 @@ glue("cluster_fixed_beta_note", "" if has_fixed_beta else
 # hours of that whole machine (× its thread count = core-hours), for training steps only (the
 # per-epoch evaluation passes come on top). Each STL run is costed as an LS step.
 
-# %%
+# %% tags=["hide-input"]
 def load(name: str) -> dict | None:
     path = COST_DIR / f"{name}.json"
     return json.loads(path.read_text()) if path.exists() else None
