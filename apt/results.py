@@ -235,3 +235,43 @@ def diagnostic_medians(records: dict[tuple[str, str], dict[str, Any]]) -> pd.Dat
     frame = pd.DataFrame(rows).set_index(["optimizer", "method"])
     order = list(dict.fromkeys(optimizer for _, optimizer in records))
     return frame.unstack("method").loc[order]
+
+
+def solver_failures(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """Per arm (method, optimizer) of the methods that solve an optimization problem at every step (those with an
+    ``on_solver_failure`` policy: CAGrad, Nash-MTL, FairGrad), over the MTL ``records``: ``runs``, the training
+    steps S = Σ_runs steps, the failed solves F = Σ_runs Σ_epochs solver_failures, and ``share (%)`` = 100 F / S.
+
+    Each of these methods solves once per step and falls back when that solve fails (CAGrad: w = 1/K; Nash-MTL:
+    the previous step's weights, which its reference code also keeps, silently; FairGrad: the solver's last
+    iterate), so F / S is the fraction of steps whose direction is the fallback's, not the method's.
+    """
+    from apt.mtl.registry import method_info
+
+    columns = ["method", "optimizer", "runs", "steps", "failed solves", "share (%)"]
+    rows = [{"method": r["config"]["method"], "optimizer": r["config"]["optimizer"], "runs": 1, "steps": int(r["steps"]),
+             "failed solves": sum(int(e["solver_failures"]) for e in r["epochs"])}
+            for r in records if r["config"].get("stl_task") is None
+            and "on_solver_failure" in method_info(r["config"]["method"]).defaults]
+    if not rows:
+        return pd.DataFrame(columns=columns)
+    table = pd.DataFrame(rows).groupby(["method", "optimizer"], sort=False).sum().reset_index()
+    table["share (%)"] = 100.0 * table["failed solves"] / table["steps"]
+    return table[columns]
+
+
+def solver_failures_text(table: pd.DataFrame, shown: int = 3) -> str:
+    """'no failed solve over 12 arms of cagrad, nash_mtl, fairgrad' or 'failed solves in 3 of the 12 arms of ...;
+    the most: nash_mtl + muon 16 of 68 steps (23.5%); ...' for a ``solver_failures`` table."""
+    if table.empty:
+        return "not measured in this build (no run of a method that solves a problem at each step)"
+    methods = ", ".join(dict.fromkeys(table["method"]))
+    failing = table[table["failed solves"] > 0].sort_values("share (%)", ascending=False)
+    if failing.empty:
+        return f"no failed solve over {counted(len(table), 'arm')} of {methods}"
+    worst = "; ".join(f"{m} + {o} {f} of {s} steps ({share:.1f}%)" if share >= 1 else
+                      f"{m} + {o} {f} of {s} steps ({share:.2g}%)" for m, o, f, s, share in
+                      failing[["method", "optimizer", "failed solves", "steps", "share (%)"]].head(shown)
+                      .itertuples(index=False))
+    return (f"failed solves in {len(failing)} of the {counted(len(table), 'arm')} of {methods}; "
+            f"the most: {worst}")

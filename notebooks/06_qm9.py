@@ -49,7 +49,8 @@ from apt.published import method_key, published_table
 from apt.analysis import format_results, stl_baseline
 from apt.figures import apt_effect_figure, curves_per_optimizer_figure
 from apt.page import wrapped
-from apt.results import benchmark_results, effect_counts, effect_counts_text, learning_curves
+from apt.results import (benchmark_results, effect_counts, effect_counts_text, learning_curves, solver_failures,
+                         solver_failures_text)
 
 BENCHMARK = "qm9"
 cls = benchmark_class(BENCHMARK)
@@ -234,9 +235,41 @@ else:
     print("Nothing tabulated: no learning curves in this build.")
 
 # %% [markdown]
+# (section-failed-solves)=
+# ## Failed solves
+#
+# CAGrad, Nash-MTL and FairGrad solve an optimization problem at every step. When a solve fails, the step falls
+# back, and the run counts it: CAGrad takes equal weights $w = 1/K$; Nash-MTL keeps the previous step's weights
+# (its reference code does the same, silently); FairGrad keeps the solver's last iterate. The share of steps that
+# fell back, $100\,F/S$ with $F$ the failed solves and $S$ the training steps of an arm's runs, says how much of an
+# arm's row is the method's own direction. For Nash-MTL a failure need not be numerical: each concave-convex
+# iteration minimizes a linear cost $c^\top\beta$ over $\{\beta \ge 0 : \beta_k (\hat G\beta)_k \ge 1\ \forall k\}$
+# (`apt.mtl.nash_mtl`), a set that contains $t\beta$ for every $t \ge 1$ once it contains $\beta$, so the
+# subproblem is unbounded (the solver's status) whenever some feasible $\beta$ has $c^\top\beta < 0$. That can
+# happen only when task gradients conflict: with no negative entry in the normalized Gramian $\hat G$, every entry
+# of $c$ is positive.
+#
+# In this build, over {glue:text}`qm9_scope`: {glue:text}`qm9_solver_failures`.
+
+# %%
+if results is not None:
+    failures = solver_failures(records)
+    glue("qm9_solver_failures", solver_failures_text(failures), display=False)
+    # NBVAL_IGNORE_OUTPUT
+    # (depends on the store)
+    if failures.empty:
+        print("No run of CAGrad, Nash-MTL or FairGrad tabulated.")
+    else:
+        display(failures.round(2))  # noqa: F821 (IPython builtin)
+else:
+    glue("qm9_solver_failures", "not measured in this build (nothing tabulated)", display=False)
+
+# %% [markdown]
 # ## What this chapter shows
 #
 # APT against its base optimizer on QM9, counted over the methods tabulated ({glue:text}`qm9_scope`): APT-Adam
 # {glue:text}`qm9_apt_adam`; APT-Muon {glue:text}`qm9_apt_muon`. At the `cpu` size the MPNN is far from converged
 # (see the profile notes above), so these are statements about early training on a subset, not about the
-# published protocol; the commands in the README run the full protocol on a GPU.
+# published protocol; the commands in the README run the full protocol on a GPU. Rows of CAGrad, Nash-MTL and
+# FairGrad are partly their fallback's wherever their per-step solve failed ({ref}`section-failed-solves`):
+# {glue:text}`qm9_solver_failures`.

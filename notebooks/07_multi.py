@@ -56,7 +56,7 @@ from apt.grids import BOOK_OPTIMIZERS, MULTI_BENCHMARKS, book_grids, load_grid
 from apt.analysis import format_results, signed_pm
 from apt.page import counted, show, wrapped
 from apt.results import (apt_counts, apt_table, benchmarks_text, counted_benchmarks, effect_counts_text,
-                         learning_curves, stored_results)
+                         learning_curves, solver_failures, solver_failures_text, stored_results)
 
 # The cpu and full grids take hours (`make results` / `python -m apt grid`); the chapter renders what the store
 # holds and says what is missing. A smoke build trains its tiny grid so that every cell below runs in CI.
@@ -185,6 +185,23 @@ if results:
     plt.show()
 else:
     print("No complete seed of any grid is stored: no learning curves in this build.")
+
+# %% [markdown]
+# ## Failed solves
+#
+# The share of steps at which CAGrad's, Nash-MTL's or FairGrad's per-step solve failed and the step fell back
+# (defined, with each method's fallback, in {ref}`section-failed-solves`), per benchmark over its complete seeds:
+# {glue:text}`multi_solver_failures`.
+
+# %%
+failures = {name: solver_failures(stored[name].complete_records()) for name in results}
+glue("multi_solver_failures", "; ".join(f"{name}: {solver_failures_text(table)}" for name, table in failures.items())
+     or "not measured in this build (nothing tabulated)", display=False)
+failures = [table.assign(benchmark=name) for name, table in failures.items() if not table.empty]
+# NBVAL_IGNORE_OUTPUT
+# (depends on the store)
+(pd.concat(failures).set_index(["benchmark", "method", "optimizer"]).round(2) if failures
+ else print("No run of CAGrad, Nash-MTL or FairGrad tabulated."))
 
 # %% [markdown]
 # ## Control: plain SGD with a learning rate tuned per method
@@ -327,4 +344,5 @@ else:
 # "Unresolved" means that the interval over the stored seeds contains 0: the seeds run here cannot tell the two
 # arms apart; it is not evidence that they are equal. The grid's seed count and the size of the effects it can
 # resolve are discussed in the summary chapter. The SGD control above separates the optimizer's effect from the
-# step-scale confound on Multi-Fashion only; on the other two benchmarks it is not run.
+# step-scale confound on Multi-Fashion only; on the other two benchmarks it is not run. Failed per-step solves
+# (CAGrad, Nash-MTL, FairGrad) are listed above; an arm whose share is large is partly its fallback's.

@@ -7,7 +7,8 @@ import math
 import pytest
 
 from apt.analysis import format_results
-from apt.results import benchmark_results, benchmarks_text, effect_counts, learning_curves
+from apt.results import (benchmark_results, benchmarks_text, effect_counts, learning_curves, solver_failures,
+                         solver_failures_text)
 
 INFO = {"task_names": ["left", "right"], "metric_names": ["acc_left", "acc_right"],
         "metric_higher_better": [True, True], "metric_task": [0, 1]}
@@ -158,3 +159,31 @@ def test_a_benchmark_with_one_seed_is_tabulated_but_not_counted() -> None:
     assert vs_ls_counts(optimizer_table(one), "adam") is None
     # by hand (test_optimizer_and_apt_tables_by_hand): under Adam the one other method is resolvedly worse than LS
     assert vs_ls_counts(optimizer_table(two), "adam") == {"better": 0, "worse": 1, "methods": 1}
+
+
+def _solving(method, optimizer, seed, failures_per_epoch, steps=50):
+    made = record(method, optimizer, seed, 0.8, 0.8)
+    made["steps"] = steps
+    for epoch, failures in zip(made["epochs"], failures_per_epoch):
+        epoch["solver_failures"] = failures
+    return made
+
+
+def test_solver_failures_count_only_methods_that_solve_by_hand() -> None:
+    records = [*STL, *RUNS,  # LS and MGDA have no per-step solver: not listed
+               _solving("nash_mtl", "muon", 0, [3, 1]), _solving("nash_mtl", "muon", 1, [0, 2]),
+               _solving("nash_mtl", "adam", 0, [0, 0]), _solving("cagrad", "adam", 0, [1, 0], steps=40)]
+    table = solver_failures(records).set_index(["method", "optimizer"])
+    assert list(table.index) == [("nash_mtl", "muon"), ("nash_mtl", "adam"), ("cagrad", "adam")]
+    assert table.loc[("nash_mtl", "muon")].tolist() == [2, 100, 6, pytest.approx(6.0)]
+    assert table.loc[("cagrad", "adam"), "share (%)"] == pytest.approx(2.5)
+    assert solver_failures_text(solver_failures(records)) == (
+        "failed solves in 2 of the 3 arms of nash_mtl, cagrad; the most: nash_mtl + muon 6 of 100 steps (6.0%); "
+        "cagrad + adam 1 of 40 steps (2.5%)")
+    assert solver_failures_text(solver_failures([*STL, *RUNS, records[-2]])) == (
+        "no failed solve over 1 arm of nash_mtl")
+
+
+def test_solver_failures_of_no_solving_method_say_not_measured() -> None:
+    assert solver_failures([*STL, *RUNS]).empty
+    assert solver_failures_text(solver_failures(RUNS)).startswith("not measured")
