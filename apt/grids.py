@@ -385,3 +385,33 @@ def claim1_configs(profile: str, seed: int = 0, *, benchmark: str = CLAIM1_BENCH
                                     rep_grad=CLAIM1_REP_GRAD[benchmark] and method != "ls")
         for method in CLAIM1_METHODS for optimizer in CLAIM1_OPTIMIZERS
     }
+
+
+# ---- Chapter 4: the diagnostics runs of claim 2 (chapter 3 reads them too, for claim 1 across methods) ----
+
+CLAIM2_BENCHMARK = "multi_mnist"
+CLAIM2_METHODS: tuple[str, ...] = ("ls", "mgda", "imtl_g", "nash_mtl", "fairgrad")
+CLAIM2_OPTIMIZERS: tuple[str, ...] = ("adam", "muon")
+CLAIM2_LR = 1e-3  # the protocol's, for both optimizers (Muon's step scaled to AdamW's RMS, register O3)
+# The task Jacobian of the alignment costs K backward passes on each recorded step; Muon's singular values are
+# recorded more rarely (an SVD per matrix).
+CLAIM2_DIAGNOSTICS_EVERY: dict[str, int] = {"smoke": 1, "cpu": 5, "full": 50}
+CLAIM2_SPECTRUM_EVERY: dict[str, int] = {"smoke": 4, "cpu": 150, "full": 1500}
+
+
+def claim2_seeds(seed: int) -> tuple[int, int]:
+    """The two seeds of claim 2's runs: ``seed`` and the next one, shared across arms."""
+    return seed, seed + 1
+
+
+def claim2_configs(profile: str, seed: int = 0, *, device: str = "cpu",
+                   data_dir: str | None = None) -> dict[tuple[str, str, int], Config]:
+    """(method, optimizer, seed) -> the diagnostics run of chapter 4 on Multi-MNIST (per-task alignment, instant-
+    gradient share and update fidelity; Muon's singular spectra)."""
+    def config(method: str, optimizer: str, run_seed: int) -> Config:
+        spectra = {"spectrum_every": CLAIM2_SPECTRUM_EVERY[profile]} if optimizer == "muon" else {}
+        return Config(benchmark=CLAIM2_BENCHMARK, method=method, optimizer=optimizer, lr=CLAIM2_LR,
+                      optimizer_hp=spectra, profile=profile, seed=run_seed, device=device, data_dir=data_dir,
+                      diagnostics=True, diagnostics_every=CLAIM2_DIAGNOSTICS_EVERY[profile])
+
+    return {(m, o, s): config(m, o, s) for m in CLAIM2_METHODS for o in CLAIM2_OPTIMIZERS for s in claim2_seeds(seed)}

@@ -45,7 +45,8 @@
 # a run about 8× as long (`TOOLCHAIN.md`); the optimizer still receives a parameter gradient
 # $g_t = \sum_k w_k \nabla_\theta \ell_k$. The learning rates are not tuned: the protocol's $10^{-3}$ for the
 # adaptive optimizers; for the SGD variants $0.05$ on Multi-MNIST (a common LeNet choice) and $0.01$ on QM9.
-# One seed: this chapter measures the mechanism, not a ranking of methods.
+# One seed: this chapter measures the mechanism, not a ranking of methods. A last section reads the same two
+# quantities for five methods under Adam and Muon, from the runs of the next chapter (two seeds).
 
 # %% tags=["parameters"]
 profile = "cpu"
@@ -62,10 +63,11 @@ from myst_nb import glue
 
 from apt.errors import NonFiniteError
 from apt.experiment import record_path, run
+from apt.figures import OPTIMIZER_COLORS
 from apt.grids import CLAIM1_BENCHMARKS as BENCHMARKS
 from apt.grids import CLAIM1_METHODS as METHODS
 from apt.grids import CLAIM1_OPTIMIZERS as OPTIMIZERS
-from apt.grids import claim1_configs
+from apt.grids import CLAIM2_METHODS, CLAIM2_OPTIMIZERS, claim1_configs, claim2_configs, claim2_seeds
 from apt.optim.factory import DEFAULT_HP
 from apt.results import diagnostic_medians
 
@@ -147,6 +149,61 @@ display(progress.set_index(["benchmark", "method", "optimizer"]).unstack("benchm
 pd.DataFrame({key: record["final"]["test_metrics"] for key, record in records["multi_mnist"].items()}).T.rename_axis(
     ["method", "optimizer"]).round(4)
 
+# %% [markdown]
+# ## Across methods
+#
+# Is the dilution the optimizer's alone, or does it depend on the method? The runs of {ref}`chapter-muon-mtl`
+# record the same two quantities for LS and four gradient-based methods (MGDA, IMTL-G, Nash-MTL, FairGrad) under
+# Adam and Muon on Multi-MNIST, at the same learning rate ($10^{-3}$) and profile, with seeds
+# {glue:text}`claim1_across_seeds`. Per run, the median of $s_t$ and of $f_t$ over its recorded steps; per arm, the
+# mean over the seeds (each seed a small dot):
+
+# %% tags=["hide-input"]
+across_configs = claim2_configs(profile, seed, device=device, data_dir=data_dir)
+across_seeds = claim2_seeds(seed)
+across_records = {key: run(config, results_dir=results_dir, progress=False) for key, config in across_configs.items()}
+per_run = pd.concat({s: diagnostic_medians({(m, o): r for (m, o, s_), r in across_records.items() if s_ == s})
+                     .stack("method", future_stack=True) for s in across_seeds}, names=["seed"]).reset_index()
+across = per_run.groupby(["optimizer", "method"], sort=False)[["share", "fidelity"]].mean()
+glue("claim1_across_seeds", " and ".join(map(str, across_seeds)), display=False)
+
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+positions = {m: i for i, m in enumerate(CLAIM2_METHODS)}
+for ax, quantity, label in zip(axes, ("share", "fidelity"),
+                               ("instant-gradient share $s_t$ (median)", r"fidelity $\cos(\Delta\theta_t, -g_t)$ (median)")):
+    for offset, optimizer in zip((-0.12, 0.12), CLAIM2_OPTIMIZERS):
+        part = per_run[per_run["optimizer"] == optimizer]
+        x = part["method"].map(positions) + offset
+        color = OPTIMIZER_COLORS[optimizer]
+        ax.plot(x, part[quantity], ".", color=color, alpha=0.5)
+        mean = across.loc[optimizer, quantity]
+        ax.plot(mean.index.map(positions) + offset, mean.values, "o", color=color, label=optimizer)
+    ax.set_xticks(list(positions.values()), list(positions))
+    ax.set(xlabel="MTL method", ylabel=label)
+axes[0].legend(title="optimizer")
+fig.suptitle(f"Claim 1 across methods, Multi-MNIST (profile {profile}, seeds {list(across_seeds)}; large: mean)")
+fig.tight_layout()
+plt.show()
+
+
+def across_range(optimizer: str, quantity: str) -> str:
+    """'0.17 (fairgrad) to 0.31 (ls)': the lowest and highest arm mean of ``quantity`` under ``optimizer``."""
+    values = across.loc[optimizer, quantity]
+    return f"{values.min():.2f} ({values.idxmin()}) to {values.max():.2f} ({values.idxmax()})"
+
+
+for optimizer in CLAIM2_OPTIMIZERS:
+    for quantity in ("share", "fidelity"):
+        glue(f"claim1_across_{optimizer}_{quantity}", across_range(optimizer, quantity), display=False)
+spread = {q: float((across[q].groupby(level="optimizer").max() / across[q].groupby(level="optimizer").min()).max())
+          for q in ("share", "fidelity")}
+glue("claim1_across_spread", f"highest/lowest method: up to {spread['share']:.2f}× for the share and "
+     f"{spread['fidelity']:.2f}× for the fidelity", display=False)
+glue("claim1_across_reading", "the fidelity depends more on the method than the share does"
+     if spread["fidelity"] > spread["share"] else "the share depends more on the method than the fidelity does",
+     display=False)
+across.unstack("optimizer").loc[list(CLAIM2_METHODS)].round(3)
+
 # %% tags=["hide-input"]
 def median_of(benchmark: str, quantity: str, optimizer: str, method: str = "mgda") -> float | str:
     try:
@@ -227,6 +284,13 @@ for benchmark, prefix in (("multi_mnist", "claim1"), ("qm9", "claim1_qm9")):
 # APT chapter. LS and MGDA behave alike on all of these measures here; why (how much the two tasks' gradients
 # conflict on Multi-MNIST) is not measured in this chapter.
 #
+# **Across methods** (Multi-MNIST, LS and four gradient-based methods, seeds {glue:text}`claim1_across_seeds`).
+# Under Adam the median share ranges from {glue:text}`claim1_across_adam_share` and the fidelity from
+# {glue:text}`claim1_across_adam_fidelity`; under Muon from {glue:text}`claim1_across_muon_share` and
+# {glue:text}`claim1_across_muon_fidelity` ({glue:text}`claim1_across_spread`): {glue:text}`claim1_across_reading`.
+# A fidelity of 1 would be a step along the method's own direction; how much of that direction survives in the
+# step taken differs by method. Two seeds give no interval here: the dots show how far the seeds agree.
+#
 # **QM9.** With MGDA-UB's direction as the instant gradient, the medians are {glue:text}`claim1_qm9_sgdm_share:.2f`
 # (SGD with momentum), {glue:text}`claim1_qm9_adam_share:.2f` (Adam) and {glue:text}`claim1_qm9_muon_share:.2f` (Muon)
 # for the share, and {glue:text}`claim1_qm9_sgdm_fidelity:.2f` (SGD with momentum),
@@ -243,5 +307,5 @@ for benchmark, prefix in (("multi_mnist", "claim1"), ("qm9", "claim1_qm9")):
 # QM9's runs are short at this profile ({glue:text}`claim1_qm9_steps` steps), so these medians include the first
 # steps, where the buffers are still filling; the figure shows how they evolve.
 #
-# Scope: two benchmarks, one seed, untuned learning rates, one profile (the figure's title says which
-# profile this build used).
+# Scope: two benchmarks, one seed (two for the five methods on Multi-MNIST), untuned learning rates, one profile
+# (the figures' titles say which profile this build used).

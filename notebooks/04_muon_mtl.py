@@ -88,34 +88,27 @@ import pandas as pd
 from myst_nb import glue
 
 from apt.analysis import mean_ci, paired_difference, resolved_signs
-from apt.config import Config
 from apt.experiment import record_path, run
+from apt.grids import (CLAIM2_BENCHMARK, CLAIM2_DIAGNOSTICS_EVERY, CLAIM2_METHODS, CLAIM2_OPTIMIZERS,
+                       CLAIM2_SPECTRUM_EVERY, claim2_configs, claim2_seeds)
 from apt.optim.spectra import alignment_frame, effective_rank_frame, spectra_frame
 from apt.page import wrapped
 
-BENCHMARK = "multi_mnist"
-METHODS = ["ls", "mgda", "imtl_g", "nash_mtl", "fairgrad"]
+BENCHMARK = CLAIM2_BENCHMARK
+METHODS = list(CLAIM2_METHODS)
 LABEL = {"ls": "LS", "mgda": "MGDA", "imtl_g": "IMTL-G", "nash_mtl": "Nash-MTL", "fairgrad": "FairGrad"}
-OPTIMIZERS = ["adam", "muon"]
-SEEDS = [seed, seed + 1]
-EVERY = {"smoke": 1, "cpu": 5, "full": 50}[profile]
-SPECTRUM_EVERY = {"smoke": 4, "cpu": 150, "full": 1500}[profile]
+OPTIMIZERS = list(CLAIM2_OPTIMIZERS)
+SEEDS = list(claim2_seeds(seed))
+EVERY = CLAIM2_DIAGNOSTICS_EVERY[profile]
+SPECTRUM_EVERY = CLAIM2_SPECTRUM_EVERY[profile]
 glue("claim2_profile", profile, display=False)
 glue("claim2_seeds", " and ".join(map(str, SEEDS)), display=False)
 glue("claim2_every", EVERY, display=False)
 glue("claim2_spectrum_every", SPECTRUM_EVERY, display=False)
 
-
-def config_for(method: str, optimizer: str, run_seed: int) -> Config:
-    spectra = {"spectrum_every": SPECTRUM_EVERY} if optimizer == "muon" else {}
-    return Config(benchmark=BENCHMARK, method=method, optimizer=optimizer, lr=1e-3, optimizer_hp=spectra,
-                  profile=profile, seed=run_seed, device=device, data_dir=data_dir, diagnostics=True,
-                  diagnostics_every=EVERY)
-
-
 # NBVAL_IGNORE_OUTPUT
 # (how many runs are missing depends on what the store already holds; nbval needs the marker alone on its line)
-configs = {(m, o, s): config_for(m, o, s) for m in METHODS for o in OPTIMIZERS for s in SEEDS}
+configs = claim2_configs(profile, seed, device=device, data_dir=data_dir)
 missing = [c.run_id for c in configs.values() if not record_path(c, results_dir).exists()]
 print(f"{len(configs)} runs, profile {profile}; {len(missing)} not yet in the results store (trained now)")
 records = {key: run(config, results_dir=results_dir, progress=False) for key, config in configs.items()}

@@ -173,7 +173,8 @@ else:
 # chance level is not evidence of an effect; a count well above it is.
 #
 # - **Claim 1 (the instant gradient is marginal):** measured directly in {ref}`chapter-instant-gradient`
-#   (Multi-MNIST and QM9, MGDA and LS, one seed; the mechanism, not a ranking); its medians are quoted in
+#   (Multi-MNIST and QM9, MGDA and LS, one seed; on Multi-MNIST also five methods under Adam and Muon, two
+#   seeds; the mechanism, not a ranking); its medians are quoted in
 #   {ref}`chapter-intro`.
 # - **MTL methods against LS:** methods that beat LS with a resolved difference, over the benchmarks counted:
 #   {glue:text}`summary_better_ls_adam` under Adam, {glue:text}`summary_better_ls_muon` under Muon (table 1).
