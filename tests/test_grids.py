@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from apt.config import validate
@@ -11,6 +13,9 @@ from apt.grids import (
     APT_ADAM_VARIANTS,
     APT_MUON_VARIANTS,
     BOOK_OPTIMIZERS,
+    CLAIM1_BENCHMARKS,
+    CLAIM2_METHODS,
+    CLAIM2_OPTIMIZERS,
     FIXED_BETA_SOURCE_SEEDS,
     SGD_CONTROL_BENCHMARK,
     SGD_CONTROL_LRS,
@@ -22,6 +27,8 @@ from apt.grids import (
     ablation_held,
     book_configs,
     book_grids,
+    claim1_configs,
+    claim2_configs,
     fixed_beta_variant,
     load_grid,
     mean_beta_used,
@@ -221,3 +228,16 @@ def test_book_configs_include_the_sgd_control_only_with_its_benchmark() -> None:
     assert control <= {c.run_id for c in book_configs("cpu", benchmarks=[SGD_CONTROL_BENCHMARK])}
     assert not control & {c.run_id for c in book_configs("cpu", benchmarks=["qm9"])}
     assert not control & {c.run_id for c in book_configs("cpu", controls=False)}
+
+
+def test_the_committed_cpu_store_holds_every_diagnostics_run_of_chapters_3_and_4() -> None:
+    """A fresh clone's `make book` trains nothing for claims 1 and 2: a change to how these configs are built that
+    changed their run ids would orphan the committed records (and retrain them for an hour in the book build)."""
+    configs = [*claim2_configs("cpu", 0).values()]
+    configs += [c for b in CLAIM1_BENCHMARKS for c in claim1_configs("cpu", 0, benchmark=b).values()]
+    committed = Path(__file__).resolve().parents[1] / "results" / "cpu"
+    missing = [c.run_id for c in configs if not record_path(c, committed).exists()]
+    assert not missing, f"not in results/cpu: {missing}"
+    assert {(m, o) for m, o, _ in claim2_configs("cpu", 0)} == {(m, o) for m in CLAIM2_METHODS for o in CLAIM2_OPTIMIZERS}
+    assert all(("spectrum_every" in c.optimizer_hp) == (c.optimizer == "muon") for c in claim2_configs("cpu", 3).values())
+    assert {c.seed for c in claim2_configs("cpu", 3).values()} == {3, 4}
