@@ -39,12 +39,13 @@
 #
 # The runs, on two benchmarks with different shapes: Multi-MNIST (two classification tasks, real digits, the
 # MultiLeNet) and QM9 (eleven regression targets of real molecules, the lineage's message-passing network). On
-# each, summing the losses (LS) and MGDA, under SGD, SGD with momentum 0.9 (dampened, so $m_t$ is an average
+# each, summing the losses (LS) and MGDA, under SGD, SGD with momentum {glue:text}`claim1_beta_sgdm` (dampened, so $m_t$ is an average
 # like Adam's), Adam, Muon and APT-Adam (its assumed default rules). On QM9, MGDA solves on the task gradients
-# with respect to the shared 64-dimensional representation (MGDA-UB): eleven parameter-level task gradients make
+# with respect to the shared {glue:text}`claim1_qm9_rep_dim`-dimensional representation (MGDA-UB): eleven parameter-level task gradients make
 # a run about 8× as long (`TOOLCHAIN.md`); the optimizer still receives a parameter gradient
-# $g_t = \sum_k w_k \nabla_\theta \ell_k$. The learning rates are not tuned: the protocol's $10^{-3}$ for the
-# adaptive optimizers; for the SGD variants $0.05$ on Multi-MNIST (a common LeNet choice) and $0.01$ on QM9.
+# $g_t = \sum_k w_k \nabla_\theta \ell_k$. The learning rates are not tuned: the protocol's
+# {glue:text}`claim1_lr_adaptive` for the adaptive optimizers; for the SGD variants {glue:text}`claim1_lr_sgd_multi_mnist`
+# on Multi-MNIST (a common LeNet choice) and {glue:text}`claim1_lr_sgd_qm9` on QM9.
 # One seed: this chapter measures the mechanism, not a ranking of methods. A last section reads the same two
 # quantities for five methods under Adam and Muon, from the runs of the next chapter (two seeds).
 
@@ -61,18 +62,27 @@ import numpy as np
 import pandas as pd
 from myst_nb import glue
 
+from apt.benchmarks import benchmark_class
+from apt.benchmarks.qm9 import HIDDEN_DIM as QM9_HIDDEN_DIM
 from apt.errors import NonFiniteError
 from apt.experiment import record_path, run
 from apt.figures import OPTIMIZER_COLORS
 from apt.grids import CLAIM1_BENCHMARKS as BENCHMARKS
 from apt.grids import CLAIM1_METHODS as METHODS
 from apt.grids import CLAIM1_OPTIMIZERS as OPTIMIZERS
-from apt.grids import CLAIM2_METHODS, CLAIM2_OPTIMIZERS, claim1_configs, claim2_configs, claim2_seeds
+from apt.grids import CLAIM1_LR, CLAIM2_LR, CLAIM2_METHODS, CLAIM2_OPTIMIZERS, claim1_configs, claim2_configs, claim2_seeds
 from apt.optim.factory import DEFAULT_HP
 from apt.results import diagnostic_medians
 
 configs = {benchmark: claim1_configs(profile, seed, benchmark=benchmark, device=device, data_dir=data_dir)
            for benchmark in BENCHMARKS}
+glue("claim1_lr_adaptive", f"{CLAIM1_LR['multi_mnist']['adam']:g}", display=False)
+for benchmark in BENCHMARKS:
+    glue(f"claim1_lr_sgd_{benchmark}", f"{CLAIM1_LR[benchmark]['sgd']:g}", display=False)
+glue("claim1_qm9_rep_dim", QM9_HIDDEN_DIM, display=False)
+mnist_protocol = benchmark_class("multi_mnist").protocol.with_overrides(benchmark_class("multi_mnist").profiles[profile])
+glue("claim1_last_k", mnist_protocol.selection_k, display=False)
+glue("claim1_across_lr", f"{CLAIM2_LR:g}", display=False)
 # NBVAL_IGNORE_OUTPUT
 # (how many runs are missing depends on what the store already holds)
 missing = [c.run_id for runs in configs.values() for c in runs.values() if not record_path(c, results_dir).exists()]
@@ -137,7 +147,8 @@ plt.show()
 
 # %% [markdown]
 # That every run trained: the summed training loss $\sum_k \ell_k$ (mean over the epoch's minibatches) in the
-# first and the last epoch, and on Multi-MNIST the test accuracies (mean of the last 3 epochs, the benchmark's
+# first and the last epoch, and on Multi-MNIST the test accuracies (mean of the last {glue:text}`claim1_last_k`
+# epochs, the benchmark's
 # reporting rule):
 
 # %%
@@ -154,7 +165,7 @@ pd.DataFrame({key: record["final"]["test_metrics"] for key, record in records["m
 #
 # Is the dilution the optimizer's alone, or does it depend on the method? The runs of {ref}`chapter-muon-mtl`
 # record the same two quantities for LS and four gradient-based methods (MGDA, IMTL-G, Nash-MTL, FairGrad) under
-# Adam and Muon on Multi-MNIST, at the same learning rate ($10^{-3}$) and profile, with seeds
+# Adam and Muon on Multi-MNIST, at the same learning rate ({glue:text}`claim1_across_lr`) and profile, with seeds
 # {glue:text}`claim1_across_seeds`. Per run, the median of $s_t$ and of $f_t$ over its recorded steps; per arm, the
 # mean over the seeds (each seed a small dot):
 

@@ -67,7 +67,7 @@
 # profile ({glue:text}`claim2_profile`). Arms: LS and four gradient-based MTL methods — MGDA {cite}`sener2018mgda`, IMTL-G {cite}`liu2021imtl`,
 # Nash-MTL {cite}`navon2022nashmtl` and FairGrad {cite}`ban2024fairgrad` — each under Adam and under Muon
 # (Muon on the hidden matrices `conv2` [20 × 250] and `fc` [50 × 500], AdamW on the first layer, the biases and
-# the heads; learning rate $10^{-3}$ for both, Muon's step scaled to AdamW's RMS, register O3). Seeds
+# the heads; learning rate {glue:text}`claim2_lr` for both, Muon's step scaled to AdamW's RMS, register O3). Seeds
 # {glue:text}`claim2_seeds`, shared across arms (same initialization and batch order). The alignments are recorded
 # every {glue:text}`claim2_every` steps (the task Jacobian costs $K$ backward passes on those steps); Muon's
 # singular values every {glue:text}`claim2_spectrum_every` steps. QM9 ($K = 11$, where balance has more room to matter) is not run here:
@@ -89,7 +89,7 @@ from myst_nb import glue
 
 from apt.analysis import mean_ci, paired_difference, resolved_signs
 from apt.experiment import record_path, run
-from apt.grids import (CLAIM2_BENCHMARK, CLAIM2_DIAGNOSTICS_EVERY, CLAIM2_METHODS, CLAIM2_OPTIMIZERS,
+from apt.grids import (CLAIM2_BENCHMARK, CLAIM2_DIAGNOSTICS_EVERY, CLAIM2_LR, CLAIM2_METHODS, CLAIM2_OPTIMIZERS,
                        CLAIM2_SPECTRUM_EVERY, claim2_configs, claim2_seeds)
 from apt.optim.spectra import alignment_frame, effective_rank_frame, spectra_frame
 from apt.page import wrapped
@@ -104,6 +104,7 @@ SPECTRUM_EVERY = CLAIM2_SPECTRUM_EVERY[profile]
 glue("claim2_profile", profile, display=False)
 glue("claim2_seeds", " and ".join(map(str, SEEDS)), display=False)
 glue("claim2_every", EVERY, display=False)
+glue("claim2_lr", f"{CLAIM2_LR:g}", display=False)
 glue("claim2_spectrum_every", SPECTRUM_EVERY, display=False)
 
 # NBVAL_IGNORE_OUTPUT
@@ -145,17 +146,19 @@ by_arm.round(3)
 # ## Balance over training
 #
 # The spread $D_t$ and the mean alignment $\tfrac12(a_{1,t} + a_{2,t})$ at every recorded step, smoothed by a
-# rolling mean over 20 recorded steps and averaged over the seeds, for LS under both optimizers and the four
+# rolling mean over {glue:text}`claim2_rolling` recorded steps and averaged over the seeds, for LS under both optimizers and the four
 # methods under Adam:
 
 # %%
 SHOWN = [("ls", "adam"), ("ls", "muon"), ("mgda", "adam"), ("imtl_g", "adam"), ("nash_mtl", "adam"),
          ("fairgrad", "adam")]
 STYLE = {"adam": "-", "muon": "--"}
+ROLLING = 20  # recorded steps
+glue("claim2_rolling", ROLLING, display=False)
 fig, axes = plt.subplots(1, 2, figsize=(13, 4.5), sharex=True)
 for method, optimizer in SHOWN:
     part = steps[(steps.method == method) & (steps.optimizer == optimizer)]
-    curve = part.groupby("step")[["spread", "mean"]].mean().rolling(20, min_periods=1).mean()
+    curve = part.groupby("step")[["spread", "mean"]].mean().rolling(ROLLING, min_periods=1).mean()
     width = 2.5 if method == "ls" else 1.3
     for axis, quantity in zip(axes, ["spread", "mean"]):
         axis.plot(curve.index, curve[quantity], STYLE[optimizer], linewidth=width,

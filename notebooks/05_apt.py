@@ -146,7 +146,7 @@ print(wrapped(f"{len(stored)} of {len(configs)} ablation runs and baselines stor
               f"complete seeds: {complete or 'none'}"))
 
 # %% [markdown]
-# Per run we keep: the test metrics (mean of the last 3 epochs, the benchmark's reporting rule, also at this
+# Per run we keep: the test metrics (mean of the last {glue:text}`apt_last_k` epochs, the benchmark's reporting rule, also at this
 # profile), Δm% against the single-task baselines (trained with Adam) of the same profile and seeds, the mean β
 # used ($\bar\beta_r$ above), and the medians over recorded steps of the instant-gradient share
 # $s_t = \lVert(1-\beta_t)\,g_t\rVert / \lVert m_t\rVert$ and the update fidelity
@@ -302,6 +302,7 @@ else:
 # %%
 ablation_protocol = benchmark_class(ABLATION_BENCHMARK).protocol.with_overrides(
     benchmark_class(ABLATION_BENCHMARK).profiles[profile])
+glue("apt_last_k", ablation_protocol.selection_k, display=False)
 glue("apt_profile_sizes", f"{profile} profile's ({ablation_protocol.n_train or 'all'} training pairs, "
      f"{ablation_protocol.epochs} epochs", display=False)
 
