@@ -141,7 +141,8 @@ print(wrapped("Arrows that lie on each other (cosine > 0.999): " + ("; ".join(sa
 # ## Whole trajectories, under three optimizers, with and without APT
 #
 # Each method now drives the point from the five starting points of the Nash-MTL/FAMO figures, for
-# `STEPS` steps (the profile sets how many) with learning rate $2 \cdot 10^{-2}$, under plain gradient descent (`sgd`),
+# {glue:text}`toy_steps` steps (the profile sets how many) with learning rate {glue:text}`toy_lr`, under plain gradient
+# descent (`sgd`),
 # Adam, APT-Adam, Muon and APT-Muon. Here $x$ is held as a $1 \times 2$ matrix so that Muon can take it; the
 # orthogonalization of a rank-one matrix is its normalization, so on this problem Muon is *normalized momentum
 # descent* (we use Muon's `original` learning-rate scaling so that one Muon step has length $\eta$, like an
@@ -164,6 +165,7 @@ print(wrapped("Arrows that lie on each other (cosine > 0.999): " + ("; ".join(sa
 # The runs (apt.toy_runs.chapter_runs): these methods × these optimizer settings (with their options) × the
 # five starts; FAMO gets the min_losses derived above.
 METHODS_SHOWN, OPTIMIZERS_SHOWN, LR = CHAPTER_METHODS, CHAPTER_OPTIMIZERS, CHAPTER_LR
+glue("toy_lr", f"{LR:g}", display=False)
 print(wrapped(f"methods {list(METHODS_SHOWN)}; optimizers {OPTIMIZERS_SHOWN}; lr {LR}"))
 
 

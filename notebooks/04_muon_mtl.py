@@ -91,6 +91,7 @@ from apt.analysis import mean_ci, paired_difference, resolved_signs
 from apt.experiment import record_path, run
 from apt.grids import (CLAIM2_BENCHMARK, CLAIM2_DIAGNOSTICS_EVERY, CLAIM2_LR, CLAIM2_METHODS, CLAIM2_OPTIMIZERS,
                        CLAIM2_SPECTRUM_EVERY, claim2_configs, claim2_seeds)
+from apt.optim.factory import DEFAULT_HP
 from apt.optim.spectra import alignment_frame, effective_rank_frame, spectra_frame
 from apt.page import wrapped
 
@@ -105,6 +106,7 @@ glue("claim2_profile", profile, display=False)
 glue("claim2_seeds", " and ".join(map(str, SEEDS)), display=False)
 glue("claim2_every", EVERY, display=False)
 glue("claim2_lr", f"{CLAIM2_LR:g}", display=False)
+glue("claim2_muon_momentum", f"{DEFAULT_HP['muon']['momentum']:g}", display=False)
 glue("claim2_spectrum_every", SPECTRUM_EVERY, display=False)
 
 # NBVAL_IGNORE_OUTPUT
@@ -243,7 +245,7 @@ readable(muon_minus_adam, "method")
 # ## What orthogonalization does to the spectrum
 #
 # For a Muon matrix $W$ [$A \times B$] at step $t$, Muon orthogonalizes the Nesterov momentum matrix
-# $M_t = (1-\mu) G_t + \mu B_t$ ($B_t$ the momentum buffer, $G_t$ the instant gradient, $\mu = 0.95$) and steps along
+# $M_t = (1-\mu) G_t + \mu B_t$ ($B_t$ the momentum buffer, $G_t$ the instant gradient, $\mu$ = {glue:text}`claim2_muon_momentum`) and steps along
 # $O_t = \mathrm{NS}(M_t) \approx U V^\top$ for $M_t = U S V^\top$. With $\sigma_1 \ge \sigma_2 \ge \dots$ the singular
 # values of a matrix, the figure below shows $\sigma_i / \sigma_1$ of $G_t$, $M_t$ and $O_t$ (register G3); the
 # **entropy effective rank** {cite}`roy2007erank`

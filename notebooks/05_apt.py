@@ -43,12 +43,14 @@
 # with $s = +1$ (`agree_more`, A3: keep momentum when the instant gradient agrees with it, let the instant
 # gradient through when it does not) or $s = -1$ (`agree_less`). Then $m_t = \beta_t m_{t-1} + (1-\beta_t)\,g_t$,
 # bias-corrected by $1 - \prod_{s \le t}\beta_s$ (A5), and the base optimizer (Adam's second moment, or Muon's
-# Newton–Schulz orthogonalization) proceeds as usual. Defaults (A8): $[\beta_{\min}, \beta_{\max}] = [0.5, 0.9]$
-# on Adam, $[0.5, 0.95]$ on Muon, so APT never averages more than its base optimizer. With
+# Newton–Schulz orthogonalization) proceeds as usual. Defaults (A8): $[\beta_{\min}, \beta_{\max}]$ =
+# [{glue:text}`apt_adam_beta_range`] on Adam, [{glue:text}`apt_muon_beta_range`] on Muon, so APT never averages more
+# than its base optimizer. With
 # $\beta_{\min} = \beta_{\max}$ it *is* the base optimizer (tested to $10^{-6}$ against `torch.optim.Adam`).
 #
 # **Direction preservation for Muon (register D0–D4).** With $U_t$ the (Nesterov) momentum matrix, $G_t$ the
-# instant gradient matrix, $\bar X = X / \lVert X\rVert_F$ and $\gamma = 0.1$ ("light"):
+# instant gradient matrix, $\bar X = X / \lVert X\rVert_F$ and $\gamma$ = {glue:text}`apt_preserve_strength`
+# ("light"):
 #
 # $$
 # \text{D0: } O_t = \mathrm{NS}(U_t), \qquad
@@ -83,9 +85,15 @@ from apt.grids import (ABLATION_BENCHMARK, ABLATION_SEEDS, FIXED_BETA_SOURCE_SEE
                        ablation_held, mean_beta_used)
 from apt.metrics import delta_m
 from apt.optim.assumptions import ASSUMPTIONS, register_myst
+from apt.optim.factory import DEFAULT_HP
 from apt.page import counted, wrapped
 
 glue("apt_register", Markdown(register_myst()), display=False)
+for family in ("apt_adam", "apt_muon"):
+    glue(f"{family}_beta_range", f"{DEFAULT_HP[family]['beta_min']:g}, {DEFAULT_HP[family]['beta_max']:g}",
+         display=False)
+glue("apt_preserve_strength", f"{DEFAULT_HP['apt_muon']['preserve_strength']:g}", display=False)
+glue("apt_held_beta", f"{DEFAULT_HP['apt_muon']['betas'][0]:g}", display=False)
 glue("apt_n_assumptions", len(ASSUMPTIONS), display=False)
 
 # %% [markdown]
@@ -111,7 +119,8 @@ glue("apt_n_assumptions", len(ASSUMPTIONS), display=False)
 # with $R$ the default arm's runs of the seeds {glue:text}`apt_beta_source_seeds` (fixed: later seeds do not move
 # the control), $T_r$ their recorded steps and $\bar\beta_{r,t}$ the mean over parameter tensors
 # (weighted by their number of entries) of the β used at step $t$. APT-Muon adapts only Muon's matrices; its
-# AdamW group (a fraction $\varphi$ of the parameters: first layer, biases, task heads) stays at $\beta_h = 0.9$
+# AdamW group (a fraction $\varphi$ of the parameters: first layer, biases, task heads) stays at $\beta_h$ =
+# {glue:text}`apt_held_beta`
 # (register A7) in APT-Muon and in its control alike, so for that family $\bar\beta$ is taken over the adapted
 # matrices only, $(\bar\beta_{\text{all}} - \varphi\,\beta_h)/(1-\varphi)$; the table's "mean beta" column is the
 # mean over all tensors. If the control does as well as APT, the effect comes from a smaller average β, not
@@ -249,7 +258,7 @@ if complete:
         series = pd.DataFrame({c.seed: pd.Series(records[c.run_id]["diagnostics"]["beta_mean"],
                                                  index=records[c.run_id]["diagnostics"]["step"]) for _, c in pairs})
         ax.plot(series.index, series.mean(axis=1).rolling(10, min_periods=1).mean(), label="APT default (β_t)")
-        base_beta = 0.9 if family == "apt_adam" else 0.95
+        base_beta = DEFAULT_HP["adam"]["betas"][0] if family == "apt_adam" else DEFAULT_HP["muon"]["momentum"]
         ax.axhline(base_beta, color="black", ls="--", lw=1, label=f"base optimizer (β = {base_beta})")
         controls = [v for v, _ in arms[family] if v.varies.startswith("adaptivity")]
         if controls:

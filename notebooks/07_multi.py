@@ -30,7 +30,7 @@
 # $$
 #
 # Every method of `apt.mtl` runs under Adam, APT-Adam, Muon and APT-Muon (our assumed APT rules, see
-# {ref}`chapter-apt`), at the protocol's learning rate $10^{-3}$ for all four (Muon's update is scaled to
+# {ref}`chapter-apt`), at the protocol's learning rate ({glue:text}`multi_lr`) for all four (Muon's update is scaled to
 # AdamW's RMS, register O3). Runs of one benchmark share their seeds across arms (same initialisation and batch
 # order), so APT's effect is measured as a difference **paired by seed**. No published tables for these
 # benchmarks are part of this book's reference set (`BENCHMARKS.md` §4 covers QM9, CelebA, NYUv2 and Cityscapes),
@@ -82,6 +82,7 @@ arm_counts = {(len(g.methods), len(g.optimizers)) for g in grids.values()}  # th
 glue("multi_arms", "; ".join(f"{m * o} arms ({m} methods × {o} optimizer settings)" for m, o in sorted(arm_counts)),
      display=False)
 glue("multi_n_methods", " or ".join(str(m) for m, _ in sorted(arm_counts)), display=False)
+glue("multi_lr", " or ".join(sorted({f"{row['lr']:g}" for row in protocol_rows})), display=False)
 pd.DataFrame(protocol_rows).set_index("benchmark")
 
 # %% [markdown]
