@@ -151,7 +151,7 @@ by_arm.round(3)
 # rolling mean over {glue:text}`claim2_rolling` recorded steps and averaged over the seeds, for LS under both optimizers and the four
 # methods under Adam:
 
-# %%
+# %% tags=["hide-input"]
 SHOWN = [("ls", "adam"), ("ls", "muon"), ("mgda", "adam"), ("imtl_g", "adam"), ("nash_mtl", "adam"),
          ("fairgrad", "adam")]
 STYLE = {"adam": "-", "muon": "--"}

@@ -69,7 +69,7 @@ seed = 0
 data_dir = None
 results_dir = None
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd

@@ -21,14 +21,16 @@
 # over a [Ray](https://docs.ray.io) cluster that you start with Ray's own command line. What that backend does
 # (`apt.sweep_ray`):
 #
-# - each run is one Ray task that reserves what it needs: one GPU when the device is `cuda` (and 2 CPUs),
-#   2 CPUs for a `cpu`-profile run, 1 for `smoke`; torch uses as many threads as CPUs reserved;
+# - each run is one Ray task that reserves what it needs: one GPU when the device is `cuda` (and
+#   {glue:text}`cluster_cpus_full` CPUs), {glue:text}`cluster_cpus_cpu` CPUs for a `cpu`-profile run,
+#   {glue:text}`cluster_cpus_smoke` for `smoke`; torch uses as many threads as CPUs reserved;
 # - every worker writes its record into `--results-dir` and its per-epoch checkpoint into `--runs-dir`, given
 #   explicitly: both must be on a filesystem that every node mounts at the same path. Each run writes only
 #   its own two files, atomically; there is no shared index that two workers could corrupt;
 # - runs that already have a record are skipped before anything is submitted, so the same command, run
 #   again after an interruption, does only what is missing;
-# - a task whose worker process or node dies is resubmitted by Ray (up to 3 times) and resumes from its last
+# - a task whose worker process or node dies is resubmitted by Ray (up to {glue:text}`cluster_max_retries` times)
+#   and resumes from its last
 #   checkpoint (its record lists the epochs it resumed at, `resumed_at_epochs`). An exception raised by the
 #   run itself (missing data, NaN loss) would happen again: it is not retried but reported;
 # - a progress bar counts finished runs and shows how many are running, queued and failed; at the end a
@@ -43,7 +45,7 @@ seed = 0
 data_dir = None
 results_dir = None
 
-# %%
+# %% tags=["hide-input"]
 import json
 import re
 
@@ -56,7 +58,11 @@ from apt.data_dir import data_dir as resolve_data_dir
 from apt.grids import (ABLATION_SEEDS, APT_ADAM_VARIANTS, APT_MUON_VARIANTS, ablation_arms, book_configs, book_grids,
                        sgd_control_configs)
 from apt.page import command_lines
-from apt.sweep_ray import CPUS_PER_RUN
+from apt.sweep_ray import CPUS_PER_RUN, MAX_RETRIES
+
+for name, cpus in CPUS_PER_RUN.items():
+    glue(f"cluster_cpus_{name}", cpus, display=False)
+glue("cluster_max_retries", MAX_RETRIES, display=False)
 
 # The full profile's grids of apt.grids: every method × Adam, APT-Adam, Muon, APT-Muon × seeds, + STL baselines.
 FULL_GRIDS = book_grids("full")
