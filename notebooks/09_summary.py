@@ -35,7 +35,7 @@ from myst_nb import glue
 from apt.figures import OPTIMIZER_COLORS
 from apt.grids import book_grids, load_grid
 from apt.results import (apt_counts, apt_table, benchmarks_text, counted_benchmarks, effect_counts_text, optimizer_table,
-                         stored_results, vs_ls_counts, with_intervals)
+                         solver_failures, solver_failures_text, stored_results, vs_ls_counts, with_intervals)
 
 grids = book_grids(profile)
 glue("summary_grid_sizes", "; ".join(f"{name}: {len(g.methods)} methods, {len(g.methods) * len(g.optimizers)} arms"
@@ -148,6 +148,10 @@ for name, loaded in coverage.items():
         shown = f"; its chapter tabulates the partial seed {partial}" if partial is not None else ""
         not_tabulated.append(f"{name} ({loaded.stored_fraction} runs stored{shown})")
 glue("summary_not_tabulated", ", ".join(not_tabulated) or "none", display=False)
+failed_solves = [f"{name}: {solver_failures_text(solver_failures(coverage[name].complete_records()))}"
+                 for name in results]
+glue("summary_solver_failures", "; ".join(failed_solves) or "not measured in this build (nothing tabulated)",
+     display=False)
 
 # %%
 from apt.step_scale import stored_step_scale_control
@@ -185,6 +189,8 @@ else:
 #   our assumed rules matter, and whether a fixed smaller β does the same, is in {ref}`chapter-apt`.
 # - **Adam against SGD without the step-scale confound:** {glue:text}`summary_sgd_control` (the control of
 #   {ref}`chapter-multi`).
+# - **Failed per-step solves** (CAGrad, Nash-MTL and FairGrad fall back when their solve fails; definition and
+#   fallbacks in {ref}`section-failed-solves`), over the tabulated seeds: {glue:text}`summary_solver_failures`.
 #
 # **What does not reproduce, or is not tested here:** the paper's gains are reported on Cityscapes, NYUv2,
 # CelebA and QM9 at the full protocol on GPUs; this build runs reduced-size profiles on a CPU, with our assumed
