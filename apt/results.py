@@ -260,6 +260,12 @@ def solver_failures(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
     return table[columns]
 
 
+def solver_failure_shares(table: pd.DataFrame) -> pd.DataFrame:
+    """A ``solver_failures`` table as method × optimizer of ``share (%)``, in the order the arms appear."""
+    shares = table.pivot(index="method", columns="optimizer", values="share (%)")
+    return shares.loc[list(dict.fromkeys(table["method"])), list(dict.fromkeys(table["optimizer"]))]
+
+
 def solver_failures_text(table: pd.DataFrame, shown: int = 3) -> str:
     """'no failed solve over 12 arms of cagrad, nash_mtl, fairgrad' or 'failed solves in 3 of the 12 arms of ...;
     the most: nash_mtl + muon 16 of 68 steps (23.5%); ...' for a ``solver_failures`` table."""

@@ -178,7 +178,7 @@ per_run = pd.concat({s: diagnostic_medians({(m, o): r for (m, o, s_), r in acros
 across = per_run.groupby(["optimizer", "method"], sort=False)[["share", "fidelity"]].mean()
 glue("claim1_across_seeds", " and ".join(map(str, across_seeds)), display=False)
 
-fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.8))
 positions = {m: i for i, m in enumerate(CLAIM2_METHODS)}
 for ax, quantity, label in zip(axes, ("share", "fidelity"),
                                ("instant-gradient share $s_t$ (median)", r"fidelity $\cos(\Delta\theta_t, -g_t)$ (median)")):

@@ -49,8 +49,8 @@ from apt.published import method_key, published_table
 from apt.analysis import format_results, stl_baseline
 from apt.figures import apt_effect_figure, curves_per_optimizer_figure
 from apt.page import wrapped
-from apt.results import (benchmark_results, effect_counts, effect_counts_text, learning_curves, solver_failures,
-                         solver_failures_text)
+from apt.results import (benchmark_results, effect_counts, effect_counts_text, learning_curves,
+                         solver_failure_shares, solver_failures, solver_failures_text)
 
 BENCHMARK = "qm9"
 cls = benchmark_class(BENCHMARK)
@@ -260,7 +260,8 @@ if results is not None:
     if failures.empty:
         print("No run of CAGrad, Nash-MTL or FairGrad tabulated.")
     else:
-        display(failures.round(2))  # noqa: F821 (IPython builtin)
+        print(wrapped(f"share of steps whose solve failed (%), per arm over {scope}"))
+        display(solver_failure_shares(failures).round(3))  # noqa: F821 (IPython builtin)
 else:
     glue("qm9_solver_failures", "not measured in this build (nothing tabulated)", display=False)
 

@@ -56,7 +56,8 @@ from apt.grids import BOOK_OPTIMIZERS, MULTI_BENCHMARKS, book_grids, load_grid
 from apt.analysis import format_results, signed_pm
 from apt.page import counted, show, wrapped
 from apt.results import (apt_counts, apt_table, benchmarks_text, counted_benchmarks, effect_counts_text,
-                         learning_curves, solver_failures, solver_failures_text, stored_results)
+                         learning_curves, solver_failure_shares, solver_failures, solver_failures_text,
+                         stored_results)
 
 # The cpu and full grids take hours (`make results` / `python -m apt grid`); the chapter renders what the store
 # holds and says what is missing. A smoke build trains its tiny grid so that every cell below runs in CI.
@@ -196,13 +197,17 @@ else:
 
 # %%
 failures = {name: solver_failures(stored[name].complete_records()) for name in results}
-glue("multi_solver_failures", "; ".join(f"{name}: {solver_failures_text(table)}" for name, table in failures.items())
-     or "not measured in this build (nothing tabulated)", display=False)
-failures = [table.assign(benchmark=name) for name, table in failures.items() if not table.empty]
+texts = [f"{name}: {solver_failures_text(table)}" for name, table in failures.items()]
+glue("multi_solver_failures", "; ".join(texts) or "not measured in this build (nothing tabulated)",
+     display=False)
+shares = {name: solver_failure_shares(table) for name, table in failures.items() if not table.empty}
 # NBVAL_IGNORE_OUTPUT
 # (depends on the store)
-(pd.concat(failures).set_index(["benchmark", "method", "optimizer"]).round(2) if failures
- else print("No run of CAGrad, Nash-MTL or FairGrad tabulated."))
+if shares:
+    show("share of steps whose solve failed (%), per arm over its complete seeds")
+    display(pd.concat(shares, names=["benchmark"]).round(3))  # noqa: F821 (IPython builtin)
+else:
+    print("No run of CAGrad, Nash-MTL or FairGrad tabulated.")
 
 # %% [markdown]
 # ## Control: plain SGD with a learning rate tuned per method

@@ -7,8 +7,8 @@ import math
 import pytest
 
 from apt.analysis import format_results
-from apt.results import (benchmark_results, benchmarks_text, effect_counts, learning_curves, solver_failures,
-                         solver_failures_text)
+from apt.results import (benchmark_results, benchmarks_text, effect_counts, learning_curves, solver_failure_shares,
+                         solver_failures, solver_failures_text)
 
 INFO = {"task_names": ["left", "right"], "metric_names": ["acc_left", "acc_right"],
         "metric_higher_better": [True, True], "metric_task": [0, 1]}
@@ -180,6 +180,9 @@ def test_solver_failures_count_only_methods_that_solve_by_hand() -> None:
     assert solver_failures_text(solver_failures(records)) == (
         "failed solves in 2 of the 3 arms of nash_mtl, cagrad; the most: nash_mtl + muon 6 of 100 steps (6.0%); "
         "cagrad + adam 1 of 40 steps (2.5%)")
+    shares = solver_failure_shares(solver_failures(records))
+    assert list(shares.index) == ["nash_mtl", "cagrad"] and list(shares.columns) == ["muon", "adam"]
+    assert shares.loc["nash_mtl", "muon"] == pytest.approx(6.0) and math.isnan(shares.loc["cagrad", "muon"])
     assert solver_failures_text(solver_failures([*STL, *RUNS, records[-2]])) == (
         "no failed solve over 1 arm of nash_mtl")
 
