@@ -52,8 +52,9 @@ test: $(STAMP)
 
 # Compute every committed `cpu` record that is missing (delete results/cpu first to recompute them all):
 # the book's grids, APT ablations and SGD control (apt/grids.py; hours on 2 cores), then the runs the chapters train themselves.
+# Each run in a fresh process: one long process would keep QM9's heap growth (README, Memory).
 results: $(STAMP)
-	$(PY) -m apt grid --profile cpu
+	$(PY) -m apt grid --profile cpu --process-per-run
 	$(PY) scripts/execute_notebooks.py --profile cpu --out _build/results-notebooks
 
 clean:

@@ -17,6 +17,9 @@ from pathlib import Path
 from typing import Any
 
 
+PROCESS_PER_RUN_HELP = ("local only: train each run in a fresh child process, which gives its memory back when the "
+                        "run ends (long CPU sweeps with QM9, README: Memory)")
+
 def _key_values(pairs: list[str], flag: str) -> dict[str, Any]:
     """``["beta_min=0.5", "preserve=mix_before"]`` -> {"beta_min": 0.5, "preserve": "mix_before"} (JSON values)."""
     values: dict[str, Any] = {}
@@ -97,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     sweep_parser.add_argument("--runs-dir", type=Path, default=None,
                               help="checkpoints (default: $APT_RUNS_DIR/<profile> or runs/<profile>); with "
                                    "--backend ray, it and --results-dir must be on a filesystem every node shares")
+    sweep_parser.add_argument("--process-per-run", action="store_true", help=PROCESS_PER_RUN_HELP)
     _add_common(sweep_parser)
 
     grid_parser = commands.add_parser(
@@ -117,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     grid_parser.add_argument("--address", default=None, metavar="HOST:PORT", help="ray only, as for sweep")
     grid_parser.add_argument("--runs-dir", type=Path, default=None, help="checkpoints, as for sweep")
     grid_parser.add_argument("--no-progress", action="store_true")
+    grid_parser.add_argument("--process-per-run", action="store_true", help=PROCESS_PER_RUN_HELP)
 
     list_parser = commands.add_parser("list", help="the stored records, or the known names")
     list_parser.add_argument("what", nargs="?", default="records", choices=["records", "names"])
@@ -141,11 +146,16 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("--address is for --backend ray")
         configs = grid(args.benchmark, args.methods, args.optimizers, args.seeds, stl=not args.no_stl,
                        **_common_fields(args))
+        if args.process_per_run and args.backend != "local":
+            parser.error("--process-per-run is for --backend local")
         report = run_configs(configs, backend=args.backend, address=args.address, results_dir=args.results_dir,
-                             checkpoint_dir=args.runs_dir, progress=not args.no_progress)
+                             checkpoint_dir=args.runs_dir, progress=not args.no_progress,
+                             process_per_run=args.process_per_run)
         print(report.summary())
         return 1 if report.failed else 0
     if args.command == "grid":
+        if args.process_per_run and args.backend != "local":
+            parser.error("--process-per-run is for --backend local")
         return _grid(args)
     if args.what == "names":
         from apt.benchmarks import BENCHMARKS
@@ -188,7 +198,8 @@ def _grid(args: argparse.Namespace) -> int:
         if args.dry_run or not missing:
             break
         report = run_configs(missing, backend=args.backend, address=args.address, results_dir=args.results_dir,
-                             checkpoint_dir=args.runs_dir, progress=not args.no_progress)
+                             checkpoint_dir=args.runs_dir, progress=not args.no_progress,
+                             process_per_run=args.process_per_run)
         print(report.summary())
         failed.update(report.failed)
     return 1 if failed else 0

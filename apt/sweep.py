@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from apt.config import Config, validate
 from apt.experiment import record_path, run
+from apt.isolated import run_in_child
 
 
 def grid(
@@ -85,6 +86,7 @@ def run_configs(
     results_dir: str | Path | None = None,
     checkpoint_dir: str | Path | None = None,
     progress: bool = True,
+    process_per_run: bool = False,
 ) -> SweepReport:
     """Run every config that has no record yet, on ``backend``; returns what happened to each run.
 
@@ -94,13 +96,18 @@ def run_configs(
       local Ray instance for the duration of the sweep.
     results_dir / checkpoint_dir: None = per profile, ``apt.experiment.default_results_dir`` /
       ``default_checkpoint_dir`` (resolved here, on the machine that submits the sweep).
+    process_per_run: local only: each run in a fresh child process (``apt.isolated``), so that a long sweep does
+      not keep the memory of the runs before it (Ray workers are separate processes already).
     """
     if backend not in BACKENDS:
         raise ValueError(f"sweep backend={backend!r}: allowed {list(BACKENDS)}")
     if backend == "local":
         if address is not None:
             raise ValueError(f"sweep address={address!r} is for backend='ray'; the local backend runs in this process")
-        return run_local(configs, results_dir=results_dir, checkpoint_dir=checkpoint_dir, progress=progress)
+        return run_local(configs, results_dir=results_dir, checkpoint_dir=checkpoint_dir, progress=progress,
+                         process_per_run=process_per_run)
+    if process_per_run:
+        raise ValueError("sweep process_per_run is for backend='local'; Ray runs every run in a worker process")
     from apt.sweep_ray import run_ray
 
     return run_ray(configs, address=address, results_dir=results_dir, checkpoint_dir=checkpoint_dir, progress=progress)
@@ -112,8 +119,11 @@ def run_local(
     results_dir: str | Path | None = None,
     checkpoint_dir: str | Path | None = None,
     progress: bool = True,
+    process_per_run: bool = False,
 ) -> SweepReport:
-    """Run ``configs`` one after another in this process; a failure is recorded and the sweep goes on."""
+    """Run ``configs`` one after another, in this process or (``process_per_run``) each in a fresh child process;
+    a failure is recorded and the sweep goes on."""
+    train = run_in_child if process_per_run else run
     report = SweepReport()
     configs = list(configs)
     bar = tqdm(configs, desc="sweep", disable=not progress)
@@ -123,7 +133,7 @@ def run_local(
             continue
         bar.set_postfix_str(f"{config.benchmark}/{config.run_id}")
         try:
-            record = run(config, results_dir=results_dir, checkpoint_dir=checkpoint_dir, progress=progress)
+            record = train(config, results_dir=results_dir, checkpoint_dir=checkpoint_dir, progress=progress)
         except Exception as error:  # noqa: BLE001 - a sweep reports every failure and goes on
             report.failed[config.run_id] = f"{type(error).__name__}: {error}"
             traceback.print_exc()
