@@ -6,6 +6,8 @@ Readers come for the measurements; the code that renders a table or a figure sta
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import jupytext
@@ -44,3 +46,33 @@ def test_long_code_cells_are_collapsed(chapter: str) -> None:
         if cell.cell_type == "code" and n_lines > LONG_CELL_LINES and not tags & {"hide-input", "remove-input"}:
             shown.append(f"cell {index} ({n_lines} lines): {cell.source.splitlines()[0]!r}")
     assert not shown, f"{chapter}: tag these code cells hide-input (`# %% tags=[\"hide-input\"]`): {shown}"
+
+
+SMOKE_NOTEBOOKS = ROOT / "_build" / "smoke-notebooks"  # written by `make test` before pytest runs
+GLUE_ROLE = re.compile(r"\{glue(?::[a-z]*)?\}`([^`:]+)")
+GLUE_DIRECTIVE = re.compile(r"```\{glue(?::[a-z]*)?\}\s+([^\s`:]+)")
+
+
+def glue_references(markdown: str) -> set[str]:
+    """The glue keys a markdown text refers to, by role ({glue:text}`key:.2f`) or directive (```{glue:md} key)."""
+    return set(GLUE_ROLE.findall(markdown)) | set(GLUE_DIRECTIVE.findall(markdown))
+
+
+def test_glue_references_are_parsed_with_and_without_format() -> None:
+    text = "a {glue:text}`x_1:.2f` b {glue:}`y` c {glue}`z`\n```{glue:md} table\n:format: myst\n```"
+    assert glue_references(text) == {"x_1", "y", "z", "table"}
+
+
+@pytest.mark.parametrize("chapter", [f for f in _toc_files(yaml.safe_load((ROOT / "_toc.yml").read_text()))
+                                     if (ROOT / f"{f}.py").exists()])
+def test_every_glue_key_a_chapter_refers_to_is_glued_when_it_runs(chapter: str) -> None:
+    """jupyter-book -W fails on a missing key only when the book is built; this checks the smoke execution."""
+    executed = SMOKE_NOTEBOOKS / f"{Path(chapter).name}.ipynb"
+    if not executed.exists():
+        pytest.skip(f"{executed} is written by `make test` (scripts/execute_notebooks.py --profile smoke) first")
+    notebook = json.loads(executed.read_text())
+    referenced = set().union(*(glue_references("".join(c["source"])) for c in notebook["cells"]
+                               if c["cell_type"] == "markdown"))
+    glued = {o["metadata"]["scrapbook"]["name"] for c in notebook["cells"] for o in c.get("outputs", [])
+             if "scrapbook" in o.get("metadata", {})}
+    assert referenced <= glued, f"{chapter}: referenced but never glued: {sorted(referenced - glued)}"
