@@ -222,8 +222,9 @@ glue("repro_n_make_commands", len(recipe), display=False)
 print("\n".join(recipe))
 
 # %% [markdown]
-# The first line trains every missing run of the book's grids, ablations and SGD control (`python -m apt grid`;
-# the grid chapters only render what the store holds, they never start hours of training). The second executes
+# The `apt grid` lines train every missing run of the book's grids, ablations and SGD control, QM9's first with
+# each run in a fresh process (its memory, README); the grid chapters only render what the store holds, they never
+# start hours of training. The last line executes
 # the chapters, of which the claim 1 and claim 2 chapters and the workshop train the runs they read and do not
 # find (the toy chapter computes its trajectories on every execution).
 # For a GPU: `python -m apt grid --profile full --device cuda` first, then the same second line with
