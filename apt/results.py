@@ -237,6 +237,19 @@ def diagnostic_medians(records: dict[tuple[str, str], dict[str, Any]]) -> pd.Dat
     return frame.unstack("method").loc[order]
 
 
+def diagnostic_medians_per_seed(records: dict[tuple[str, str, int], dict[str, Any]]) -> pd.DataFrame:
+    """``diagnostic_medians`` of runs keyed by (method, optimizer, seed), one row per run: columns seed, optimizer,
+    method, share, fidelity, momentum_cosine (each the run's median over its recorded steps)."""
+    seeds = list(dict.fromkeys(seed for _, _, seed in records))
+    return pd.concat({seed: diagnostic_medians({(m, o): r for (m, o, s), r in records.items() if s == seed})
+                      .stack("method", future_stack=True) for seed in seeds}, names=["seed"]).reset_index()
+
+
+def lowest_to_highest(values: pd.Series) -> str:
+    """'0.17 (nash_mtl) to 0.31 (ls)': the smallest and largest value of ``values`` with their index labels."""
+    return f"{values.min():.2f} ({values.idxmin()}) to {values.max():.2f} ({values.idxmax()})"
+
+
 def solver_failures(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
     """Per arm (method, optimizer) of the methods that solve an optimization problem at every step (those with an
     ``on_solver_failure`` policy: CAGrad, Nash-MTL, FairGrad), over the MTL ``records``: ``runs``, the training

@@ -72,7 +72,7 @@ from apt.grids import CLAIM1_METHODS as METHODS
 from apt.grids import CLAIM1_OPTIMIZERS as OPTIMIZERS
 from apt.grids import CLAIM1_LR, CLAIM2_LR, CLAIM2_METHODS, CLAIM2_OPTIMIZERS, claim1_configs, claim2_configs, claim2_seeds
 from apt.optim.factory import DEFAULT_HP
-from apt.results import diagnostic_medians
+from apt.results import diagnostic_medians, diagnostic_medians_per_seed, lowest_to_highest
 
 configs = {benchmark: claim1_configs(profile, seed, benchmark=benchmark, device=device, data_dir=data_dir)
            for benchmark in BENCHMARKS}
@@ -173,8 +173,7 @@ pd.DataFrame({key: record["final"]["test_metrics"] for key, record in records["m
 across_configs = claim2_configs(profile, seed, device=device, data_dir=data_dir)
 across_seeds = claim2_seeds(seed)
 across_records = {key: run(config, results_dir=results_dir, progress=False) for key, config in across_configs.items()}
-per_run = pd.concat({s: diagnostic_medians({(m, o): r for (m, o, s_), r in across_records.items() if s_ == s})
-                     .stack("method", future_stack=True) for s in across_seeds}, names=["seed"]).reset_index()
+per_run = diagnostic_medians_per_seed(across_records)
 across = per_run.groupby(["optimizer", "method"], sort=False)[["share", "fidelity"]].mean()
 glue("claim1_across_seeds", " and ".join(map(str, across_seeds)), display=False)
 
@@ -197,15 +196,10 @@ fig.tight_layout()
 plt.show()
 
 
-def across_range(optimizer: str, quantity: str) -> str:
-    """'0.17 (fairgrad) to 0.31 (ls)': the lowest and highest arm mean of ``quantity`` under ``optimizer``."""
-    values = across.loc[optimizer, quantity]
-    return f"{values.min():.2f} ({values.idxmin()}) to {values.max():.2f} ({values.idxmax()})"
-
-
 for optimizer in CLAIM2_OPTIMIZERS:
     for quantity in ("share", "fidelity"):
-        glue(f"claim1_across_{optimizer}_{quantity}", across_range(optimizer, quantity), display=False)
+        glue(f"claim1_across_{optimizer}_{quantity}", lowest_to_highest(across.loc[optimizer, quantity]),
+             display=False)
 spread = {q: float((across[q].groupby(level="optimizer").max() / across[q].groupby(level="optimizer").min()).max())
           for q in ("share", "fidelity")}
 glue("claim1_across_spread", f"highest/lowest method: up to {spread['share']:.2f}× for the share and "

@@ -139,6 +139,23 @@ def test_diagnostic_medians_by_hand() -> None:
     assert medians.loc["adam", ("momentum_cosine", "mgda")] == pytest.approx(-0.1)
 
 
+def test_diagnostic_medians_per_seed_and_their_range_by_hand() -> None:
+    from apt.results import diagnostic_medians_per_seed, lowest_to_highest
+
+    def run(share, cosine):
+        return {"diagnostics": {"instant_gradient_share": share, "update_instant_cosine": cosine,
+                                "momentum_cosine": [0.0, 0.5, 0.5]}}
+
+    per_run = diagnostic_medians_per_seed({("ls", "adam", 0): run([0.5], [0.3, 0.1, 0.2]),
+                                           ("mgda", "adam", 0): run([0.6], [0.4]),
+                                           ("ls", "adam", 1): run([0.7], [0.4, 0.4, 0.0])})
+    assert len(per_run) == 3 and set(per_run.columns) >= {"seed", "optimizer", "method", "share", "fidelity"}
+    ls = per_run[per_run["method"] == "ls"].set_index("seed")["fidelity"]
+    assert ls.to_dict() == pytest.approx({0: 0.2, 1: 0.4})
+    mean = per_run.groupby("method")["fidelity"].mean()
+    assert lowest_to_highest(mean) == "0.30 (ls) to 0.40 (mgda)"
+
+
 def test_a_benchmark_with_one_seed_is_tabulated_but_not_counted() -> None:
     import pandas as pd
 
