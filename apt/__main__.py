@@ -129,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     list_parser.add_argument("--results-dir", type=Path, default=None)
 
     args = parser.parse_args(argv)
+    if getattr(args, "process_per_run", False) and args.backend != "local":  # sweep and grid
+        parser.error("--process-per-run is for --backend local")
     if args.command == "run":
         from apt.config import Config
         from apt.experiment import record_path, run
@@ -146,16 +148,12 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("--address is for --backend ray")
         configs = grid(args.benchmark, args.methods, args.optimizers, args.seeds, stl=not args.no_stl,
                        **_common_fields(args))
-        if args.process_per_run and args.backend != "local":
-            parser.error("--process-per-run is for --backend local")
         report = run_configs(configs, backend=args.backend, address=args.address, results_dir=args.results_dir,
                              checkpoint_dir=args.runs_dir, progress=not args.no_progress,
                              process_per_run=args.process_per_run)
         print(report.summary())
         return 1 if report.failed else 0
     if args.command == "grid":
-        if args.process_per_run and args.backend != "local":
-            parser.error("--process-per-run is for --backend local")
         return _grid(args)
     if args.what == "names":
         from apt.benchmarks import BENCHMARKS
