@@ -107,7 +107,9 @@ def main(argv: list[str] | None = None) -> int:
         "grid", help="train the missing runs of the book's grids and ablations (apt.grids) at a profile")
     grid_parser.add_argument("--profile", default="cpu", help="full | cpu | smoke (default cpu)")
     grid_parser.add_argument("--device", default="cpu")
-    grid_parser.add_argument("--benchmarks", type=_csv, default=None, help="default: every grid of the profile")
+    grid_parser.add_argument("--benchmarks", type=_csv, default=None,
+                             help="default: every grid of the profile; the ablations and the SGD control come with "
+                                  "their benchmark (apt.grids.ABLATION_BENCHMARK, SGD_CONTROL_BENCHMARK)")
     grid_parser.add_argument("--seeds", type=lambda s: [int(x) for x in _csv(s)], default=None)
     grid_parser.add_argument("--no-ablations", action="store_true", help="leave out chapter 5's APT ablations")
     grid_parser.add_argument("--no-grids", action="store_true", help="leave out the method × optimizer grids")

@@ -326,14 +326,14 @@ def book_configs(profile: str, *, benchmarks: Sequence[str] | None = None, seeds
     """Every run the book's result chapters read at ``profile`` (grids, then ablations, then the SGD control),
     seed-major, so that a sweep stopped half-way leaves complete seeds rather than complete methods, and within a
     seed the single-task baselines first, since no arm's Δm% can be computed without them.
-    ``benchmarks`` selects grids, and the SGD control when its benchmark is among them."""
+    ``benchmarks`` selects grids, and the ablations and the SGD control when their benchmark is among them."""
     all_grids = book_grids(profile)
     unknown = sorted(set(benchmarks or ()) - set(all_grids))
     if unknown:
         raise ValueError(f"no {profile!r} book grid for benchmark(s) {unknown}; grids: {', '.join(all_grids)}")
     chosen = [all_grids[b] for b in (benchmarks or all_grids)] if grids else []
     configs = [c for g in chosen for c in g.configs(profile, device=device, data_dir=data_dir)]
-    if ablations:
+    if ablations and (benchmarks is None or ABLATION_BENCHMARK in benchmarks):
         configs += [c for pairs in ablation_arms(profile, results_dir=results_dir, device=device,
                                                  data_dir=data_dir).values()
                     for _, c in pairs]

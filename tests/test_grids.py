@@ -66,6 +66,16 @@ def test_book_configs_are_seed_major_baselines_first_and_unique() -> None:
     assert len({c.run_id for c in configs}) == len(configs)
 
 
+def test_benchmarks_select_the_ablations_and_the_control_of_their_benchmark_only() -> None:
+    for profile in ("smoke", "cpu"):
+        for name in book_grids(profile):
+            benchmarks = {c.benchmark for c in book_configs(profile, benchmarks=[name])}
+            assert benchmarks == {name}, (profile, name, benchmarks)
+    every = book_configs("cpu")
+    assert {c.run_id for c in every} == {c.run_id for name in book_grids("cpu")
+                                         for c in book_configs("cpu", benchmarks=[name])}
+
+
 def test_unknown_profile_or_benchmark_is_named() -> None:
     with pytest.raises(ValueError, match="unknown profile 'gpu'"):
         book_grids("gpu")
