@@ -55,7 +55,7 @@ test: $(STAMP)
 # QM9 first, each run in a fresh process: one long process would keep QM9's heap growth (README, Memory); the
 # rest in one process (a fresh one costs ~6 s per run to start).
 results: $(STAMP)
-	$(PY) -m apt grid --profile cpu --benchmarks qm9 --no-ablations --process-per-run
+	$(PY) -m apt grid --profile cpu --benchmarks qm9 --process-per-run
 	$(PY) -m apt grid --profile cpu
 	$(PY) scripts/execute_notebooks.py --profile cpu --out _build/results-notebooks
 

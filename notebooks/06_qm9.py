@@ -168,11 +168,11 @@ else:
 # %% tags=["hide-input"]
 published = published_table(BENCHMARK)
 keys = {printed: method_key(printed) for printed in published.index}
-# MR depends on the arms ranked: the published MR ranks methods under Adam, so ours ranks our Adam rows only
-# (the results table above ranks the arms of every optimizer together).
-adam_runs = results.runs[results.runs["optimizer"] == "adam"] if results is not None else pd.DataFrame()
-adam_ranks = results_table(adam_runs, BENCHMARK)["mean_rank"] if len(adam_runs) else None
-our_mr_column = f"our MR ({profile}, among our {counted(0 if adam_ranks is None else len(adam_ranks), 'Adam row')})"
+# MR depends on the arms ranked: the published MR ranks methods under Adam, so ours ranks among one optimizer's
+# rows (the results table above ranks the arms of every optimizer together).
+ranks = results_table(results.runs, BENCHMARK, rank_within="optimizer")["mean_rank"] if results is not None else None
+n_adam_rows = 0 if ranks is None else int((ranks.index.get_level_values("optimizer") == "adam").sum())
+our_mr_column = f"our MR ({profile}, among our {counted(n_adam_rows, 'Adam row')})"
 rows = []
 for printed, key in keys.items():
     row = {"method": printed, "published Δm%": published.loc[printed, "delta_m"],
@@ -181,7 +181,7 @@ for printed, key in keys.items():
         ours_row = results.arms[(results.arms["method"] == key) & (results.arms["optimizer"] == "adam")]
         if len(ours_row):
             row[f"our Δm% ({profile}, Adam)"] = float(ours_row["delta_m"].iloc[0])
-            row[our_mr_column] = float(adam_ranks.loc[(key, "adam")])
+            row[our_mr_column] = float(ranks.loc[(key, "adam")])
     rows.append(row)
 comparison = pd.DataFrame(rows).set_index("method")
 print(wrapped(published.attrs.get("source", "")))
