@@ -274,7 +274,10 @@ def test_ray_sweep_records_equal_local_records(cluster, tmp_path, one_thread):
 
     report = _drive(cluster, [*configs, broken], ray_results, ray_runs)
 
-    assert sorted(report.done) == sorted(c.run_id for c in configs) and not report.skipped and not report.resumed
+    assert sorted(report.done) == sorted(c.run_id for c in configs) and not report.skipped
+    assert not report.resumed, (
+        f"runs resumed from checkpoints {report.resumed}: Ray retried their tasks, so a worker died mid-run (one "
+        "cause: Ray's memory monitor kills workers when the machine is short of memory); this test needs one clean pass")
     assert list(report.failed) == [broken.run_id]
     assert report.failed[broken.run_id].startswith("DataMissingError") and "no-data" in report.failed[broken.run_id]
     assert _record_files(ray_results) == sorted(record_path(c, ray_results) for c in configs)  # no temp files
