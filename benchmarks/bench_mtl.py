@@ -14,8 +14,9 @@ Methods that support representation-level gradients are also timed with ``featur
 Methods are timed round-robin (one step each per round) so that load from other processes hits all alike; on
 a GPU each step is timed between two ``torch.cuda.synchronize()`` calls (kernels run asynchronously).
 
-Models: the benchmarks' own ``build_model()`` (apt.benchmarks.qm9 / apt.benchmarks.celeba). Inputs are random (shapes of the real data: QM9-like
-complete graphs of 18 atoms; 64×64 images); losses are per-task MSE (the cost is what matters here).
+Models: the benchmarks' own ``build_model()`` (apt.benchmarks.qm9 / celeba / multi_mnist). Inputs are random (shapes of
+the real data: QM9-like complete graphs of 18 atoms; 64×64 images; 36×36 canvases); losses are per-task MSE, or
+cross-entropy on random labels for Multi-MNIST's classifiers (the cost is what matters here).
 
     python benchmarks/bench_mtl.py --benchmark qm9 --batch-size 32 --rounds 3
     python benchmarks/bench_mtl.py --benchmark celeba --batch-size 16 --rounds 3
@@ -54,6 +55,9 @@ def _torchjd_aggregators() -> dict[str, Callable[[int], Any]]:
     }
 
 
+BENCHMARKS: tuple[str, ...] = ("qm9", "celeba", "multi_mnist")  # whose real model ``build`` knows
+
+
 def random_molecules(n_graphs: int, n_atoms: int, generator: torch.Generator) -> Any:
     """A PyG batch of complete graphs with QM9's feature sizes (11 atom features, 5 edge features)."""
     from torch_geometric.data import Batch, Data
@@ -76,20 +80,30 @@ def build(benchmark: str, batch_size: int, device: torch.device) -> tuple[MTLMod
 
         model = QM9Benchmark().build_model()
         inputs = random_molecules(batch_size, 18, generator)
-    else:
+    elif benchmark == "celeba":
         from apt.benchmarks.celeba import CelebABenchmark
 
         model = CelebABenchmark().build_model()
         inputs = torch.randn(batch_size, 3, 64, 64, generator=generator)
+    else:
+        from apt.benchmarks.multi_mnist import CANVAS_SIZE, N_CLASSES, MultiMNISTBenchmark
+
+        model = MultiMNISTBenchmark().build_model()
+        inputs = torch.randn(batch_size, 1, CANVAS_SIZE, CANVAS_SIZE, generator=generator)
+        labels = torch.randint(N_CLASSES, (batch_size, len(model.heads)), generator=generator)
+        return model.to(device), inputs.to(device), labels.to(device)
     n_tasks = len(model.heads)
     targets = torch.randn(batch_size, n_tasks, generator=generator)
     return model.to(device), inputs.to(device), targets.to(device)
 
 
 def task_losses(model: MTLModel, inputs: Any, targets: Tensor) -> tuple[list[Tensor], Tensor]:
-    """K scalar losses (a list: TorchJD differentiates each one separately) and the shared features."""
+    """K scalar losses (a list: TorchJD differentiates each one separately) and the shared features: per-task MSE,
+    or cross-entropy where the targets are class labels (integer [B, K])."""
     features = model.shared_forward(inputs)
     outputs = model.heads_forward(features)
+    if not targets.is_floating_point():
+        return [F.cross_entropy(out, targets[:, k]) for k, out in enumerate(outputs)], features
     return [F.mse_loss(out.reshape(-1), targets[:, k]) for k, out in enumerate(outputs)], features
 
 
@@ -148,7 +162,7 @@ def make_steps(model: MTLModel, inputs: Any, targets: Tensor, names: list[str], 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--benchmark", choices=("qm9", "celeba"), required=True)
+    parser.add_argument("--benchmark", choices=BENCHMARKS, required=True)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated apt.mtl method names")

@@ -63,8 +63,11 @@ def load(name: str) -> dict | None:
 def provenance(measurement: dict) -> str:
     """Where and how a measurement was taken: its date, machine and git revision, then its command (foldable)."""
     env = measurement["environment"]
+    threads = measurement.get("threads", env["torch_threads"])
+    threads = (f"{' or '.join(map(str, threads))} threads per process" if isinstance(threads, list)
+               else f"{threads} threads")
     return (wrapped(f"{measurement['date']}: torch {env['torch']}, {env['cpu_count']} CPUs ({env['processor']}), "
-                    f"{measurement.get('threads', env['torch_threads'])} threads, git {env['git_revision']}; command:")
+                    f"{threads}, git {env['git_revision']}; command:")
             + "\n" + command_lines(measurement["command"]))
 
 
@@ -108,13 +111,51 @@ else:
     display(pd.DataFrame(measurement["ratios"]).T.round(2))
 
 # %% [markdown]
+# ## Sweeps side by side: threads per process
+#
+# A sweep is one process that starts with torch's default thread count, one per core. Two sweeps on one machine
+# (this book's `cpu` records were computed as the QM9 grid beside a Multi-* grid on two cores) then run more
+# threads than there are cores, and the threads of each wait on the other's. The benchmark starts one process
+# per benchmark at once, each with $t$ threads, training the real model on a random batch of the real input shapes
+# with the `cpu` profile's batch size (LS's step: forward, summed losses, one backward, Adam), and times the steps
+# that run while all processes are busy. The ratio is $s_p(t) / s_p(1)$, process $p$'s median step time with $t$
+# threads each over its time with one thread each (above 1: slower).
+
+# %% tags=["hide-input"]
+measurement = load("threads")
+if measurement is None:
+    print(f"threads: not measured in this build (no {COST_DIR / 'threads.json'})")
+    glue("cost_threads_slowdown", "not measured in this build", display=False)
+else:
+    side_by_side = pd.DataFrame({
+        (label, column): {f"{t} each": table[t][label] for t in table}
+        for label in measurement["processes"]
+        for column, table in (("median s", measurement["median_step_seconds"]),
+                              ("/ 1 thread each", measurement["ratios"]))
+    })
+    side_by_side.index.name = "threads"
+    show(wrapped(f"{len(measurement['processes'])} processes side by side on {measurement['cores']} cores: "
+                 f"{', '.join(measurement['processes'])} (batch {', '.join(map(str, measurement['batch_sizes']))}), "
+                 f"{measurement['steps']} timed steps, {measurement['rounds']} rounds")
+         + "\n" + provenance(measurement), width=None)
+    display(side_by_side.round(2))
+    most = str(max(measurement["threads"]))
+    label, ratio = max(measurement["ratios"][most].items(), key=lambda item: item[1])
+    glue("cost_threads_slowdown", f"{ratio:.2f} times as long per step with {most} threads each as with one ({label})",
+         display=False)
+
+# %% [markdown]
+# Sweeps that share a machine should share its cores: give each `OMP_NUM_THREADS` = cores / sweeps (the README
+# shows the command). Measured here, a process took {glue:text}`cost_threads_slowdown`.
+
+# %% [markdown]
 # ## Reproduce
 #
 # The commands that produced the measurements above, as each measurement file stores them (run from the
 # repository's root, with the environment's `python`; `.venv/bin/python` in the environment `make setup` creates):
 
 # %%
-MEASUREMENTS = ("mtl_qm9", "mtl_celeba", "optim")
+MEASUREMENTS = ("mtl_qm9", "mtl_celeba", "optim", "threads")
 stored = {name: load(name) for name in MEASUREMENTS}
 print("\n".join(command_lines(m["command"]) if m else f"# {name}: not measured (no {COST_DIR / f'{name}.json'})"
                 for name, m in stored.items()))

@@ -67,3 +67,30 @@ def test_bench_toy_saves_the_parallel_over_serial_ratio(tmp_path) -> None:
 def test_bench_toy_refuses_a_single_worker() -> None:
     done = bench("bench_toy.py", "--workers", "1")
     assert done.returncode == 2 and "--workers must be >= 2" in done.stderr and "got 1" in done.stderr
+
+
+@pytest.mark.slow
+def test_bench_threads_saves_per_process_ratios_against_the_first_thread_count(tmp_path) -> None:
+    out = tmp_path / "threads.json"
+    done = bench("bench_threads.py", "--benchmarks", "multi_mnist,multi_mnist", "--threads", "1,2", "--steps", "2",
+                 "--rounds", "1", "--batch-sizes", "4,8", "--json", str(out))
+    assert done.returncode == 0, done.stderr
+    saved = json.loads(out.read_text())
+    assert saved["processes"] == ["multi_mnist#0", "multi_mnist#1"] and saved["batch_sizes"] == [4, 8]
+    median, ratios = saved["median_step_seconds"], saved["ratios"]
+    assert set(median) == {"1", "2"} and all(s > 0 for row in median.values() for s in row.values())
+    for label in saved["processes"]:
+        assert ratios["1"][label] == 1.0
+        assert ratios["2"][label] == pytest.approx(median["2"][label] / median["1"][label])
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--threads", "2"], "--threads needs two or more counts >= 1 to compare, got [2]"),
+    (["--threads", "0,2"], "--threads needs two or more counts >= 1 to compare, got [0, 2]"),
+    (["--benchmarks", "qm9,mnist"],
+     "--benchmarks must name one or more of qm9, celeba, multi_mnist, got ['qm9', 'mnist']"),
+    (["--batch-sizes", "8"], "--batch-sizes needs one size per process (2), got [8]"),
+])
+def test_bench_threads_names_a_bad_argument(args, message) -> None:
+    done = bench("bench_threads.py", *args)
+    assert done.returncode == 2 and message in done.stderr
