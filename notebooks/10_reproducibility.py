@@ -166,7 +166,8 @@ print(f"total recorded compute of the {profile} store: {total_hours:.2f} hours o
 # In total the stored runs of this profile took {glue:text}`repro_total_hours:.2f` hours of wall time. Timings
 # were taken on shared machines (other jobs ran at the same time), so they bound the cost rather than measure it.
 # The `torch_threads` column matters for reproduction: the store was computed partly with two torch threads per
-# run and partly with one thread per run and two runs at a time (more runs per hour on this two-core machine).
+# run and partly with one thread per run and two runs at a time (more runs per hour on this two-core machine: two
+# processes side by side step faster with one thread each than with two, as measured in {ref}`chapter-cost`).
 # The thread count changes the order of floating-point sums, so a run recomputed with another thread count agrees
 # with its record up to training noise, not bit for bit; with the same thread count, versions and kind of machine
 # it reproduces the record (the test suite re-runs a stored smoke record and compares every number). Seeds stay
