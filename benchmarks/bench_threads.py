@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import queue
 import statistics
 import time
 from typing import Any
@@ -85,16 +86,23 @@ def side_by_side(benchmarks: list[str], batch_sizes: list[int], threads: int, st
                  for i, (name, batch) in enumerate(zip(benchmarks, batch_sizes))]
     for process in processes:
         process.start()
+    medians: dict[int, float] = {}
     try:
-        medians = dict(results.get(timeout=3600) for _ in processes)
+        while len(medians) < len(processes):
+            failed = [i for i, process in enumerate(processes) if process.exitcode not in (None, 0)]
+            if failed:  # the others would wait at the barrier for ever
+                raise RuntimeError(f"the {benchmarks[failed[0]]} process exited with {processes[failed[0]].exitcode} "
+                                   f"({threads} threads; its traceback is above)")
+            try:
+                slot, seconds = results.get(timeout=1)
+            except queue.Empty:
+                continue
+            medians[slot] = seconds
     finally:
         for process in processes:
             process.join(timeout=60)
             if process.is_alive():
                 process.kill()
-    for process in processes:
-        if process.exitcode != 0:
-            raise RuntimeError(f"a {benchmarks[processes.index(process)]} process exited with {process.exitcode}")
     return [medians[i] for i in range(len(benchmarks))]
 
 
@@ -117,8 +125,8 @@ def main() -> None:
     if len(threads) < 2 or min(threads) < 1:
         parser.error(f"--threads needs two or more counts >= 1 to compare, got {threads}")
     batch_sizes = args.batch_sizes or [default_batch_size(name) for name in args.benchmarks]
-    if len(batch_sizes) != len(args.benchmarks):
-        parser.error(f"--batch-sizes needs one size per process ({len(args.benchmarks)}), got {batch_sizes}")
+    if len(batch_sizes) != len(args.benchmarks) or min(batch_sizes) < 1:
+        parser.error(f"--batch-sizes needs one size >= 1 per process ({len(args.benchmarks)}), got {batch_sizes}")
     if args.steps < 1 or args.rounds < 1:
         parser.error(f"--steps and --rounds must be >= 1, got {args.steps} and {args.rounds}")
 

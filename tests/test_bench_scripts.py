@@ -89,7 +89,8 @@ def test_bench_threads_saves_per_process_ratios_against_the_first_thread_count(t
     (["--threads", "0,2"], "--threads needs two or more counts >= 1 to compare, got [0, 2]"),
     (["--benchmarks", "qm9,mnist"],
      "--benchmarks must name one or more of qm9, celeba, multi_mnist, got ['qm9', 'mnist']"),
-    (["--batch-sizes", "8"], "--batch-sizes needs one size per process (2), got [8]"),
+    (["--batch-sizes", "8"], "--batch-sizes needs one size >= 1 per process (2), got [8]"),
+    (["--batch-sizes", "8,0"], "--batch-sizes needs one size >= 1 per process (2), got [8, 0]"),
 ])
 def test_bench_threads_names_a_bad_argument(args, message) -> None:
     done = bench("bench_threads.py", *args)
