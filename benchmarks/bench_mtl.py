@@ -72,7 +72,11 @@ def random_molecules(n_graphs: int, n_atoms: int, generator: torch.Generator) ->
 
 
 def build(benchmark: str, batch_size: int, device: torch.device) -> tuple[MTLModel, Any, Tensor]:
-    """The benchmark's real model (``build_model()``) with a random batch of the real input shapes, on ``device``."""
+    """The benchmark's real model (``build_model()``) with a random batch of the real input shapes, on ``device``.
+
+    Targets are [B, K]: standard-normal regression targets (QM9, CelebA here) or class labels in
+    ``range(N_CLASSES)`` for Multi-MNIST's two digit-classification tasks.
+    """
     generator = torch.Generator().manual_seed(0)
     torch.manual_seed(0)
     if benchmark == "qm9":
@@ -80,20 +84,19 @@ def build(benchmark: str, batch_size: int, device: torch.device) -> tuple[MTLMod
 
         model = QM9Benchmark().build_model()
         inputs = random_molecules(batch_size, 18, generator)
+        targets = torch.randn(batch_size, len(model.heads), generator=generator)
     elif benchmark == "celeba":
         from apt.benchmarks.celeba import CelebABenchmark
 
         model = CelebABenchmark().build_model()
         inputs = torch.randn(batch_size, 3, 64, 64, generator=generator)
+        targets = torch.randn(batch_size, len(model.heads), generator=generator)
     else:
         from apt.benchmarks.multi_mnist import CANVAS_SIZE, N_CLASSES, MultiMNISTBenchmark
 
         model = MultiMNISTBenchmark().build_model()
         inputs = torch.randn(batch_size, 1, CANVAS_SIZE, CANVAS_SIZE, generator=generator)
-        labels = torch.randint(N_CLASSES, (batch_size, len(model.heads)), generator=generator)
-        return model.to(device), inputs.to(device), labels.to(device)
-    n_tasks = len(model.heads)
-    targets = torch.randn(batch_size, n_tasks, generator=generator)
+        targets = torch.randint(N_CLASSES, (batch_size, len(model.heads)), generator=generator)
     return model.to(device), inputs.to(device), targets.to(device)
 
 
