@@ -222,7 +222,12 @@ def mean_beta_used(records: Sequence[dict[str, Any]], *, held: tuple[float, floa
     series = [r["diagnostics"].get("beta_mean") for r in records]
     if not series or any(not s for s in series):
         raise ValueError("mean_beta_used needs records run with diagnostics (a 'beta_mean' series)")
-    overall = float(sum(sum(s) / len(s) for s in series) / len(series))
+    return beta_over_adapted(float(sum(sum(s) / len(s) for s in series) / len(series)), held)
+
+
+def beta_over_adapted(overall: float, held: tuple[float, float] | None) -> float:
+    """The mean β over the adapted tensors, (β̄_all − φ β_h) / (1 − φ), from the mean β over all tensors
+    β̄_all and ``held`` = (φ, β_h) (see ``mean_beta_used``); ``overall`` itself when nothing is held (None)."""
     if held is None:
         return overall
     fraction, beta = held

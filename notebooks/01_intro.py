@@ -50,6 +50,7 @@ results_dir = None
 # %% tags=["hide-input"]
 from myst_nb import glue
 
+from apt.ablations import finding_texts, stored_ablations
 from apt.experiment import record_path
 from apt.grids import book_grids, claim1_configs, claim2_configs, claim2_seeds, load_grid
 from apt.page import wrapped
@@ -126,6 +127,9 @@ glue("intro_benchmarks", benchmarks_text(results), display=False)
 glue("intro_counted", counted_benchmarks(by_apt), display=False)
 glue("intro_profile", profile, display=False)
 control, control_coverage = stored_step_scale_control(profile, results_dir=results_dir, data_dir=data_dir)
+ablations = stored_ablations(profile, results_dir=results_dir, data_dir=data_dir).ablations
+for family, text in finding_texts(ablations).items():
+    glue(f"intro_ablation_{family}", text, display=False)
 glue("intro_adam_vs_sgd", (f"{control.adam_verdict_text()}; Spearman's ρ between the methods' Δm% under the two "
                            f"is {control.rank_correlation_text()}") if control is not None and len(control.chosen)
      else f"not measured in this build ({control_coverage})", display=False)
@@ -156,7 +160,9 @@ print(wrapped("\n".join(loaded.coverage for loaded in coverage.values())))
 #   {glue:text}`intro_vs_ls_muon`; under APT-Adam {glue:text}`intro_vs_ls_apt_adam`; under APT-Muon
 #   {glue:text}`intro_vs_ls_apt_muon` ({ref}`chapter-multi`, {ref}`chapter-summary`).
 # - **Does APT help?** On the same benchmarks, APT-Adam against Adam: {glue:text}`intro_apt_adam`. APT-Muon against Muon:
-#   {glue:text}`intro_apt_muon`. Which of our assumed rules drive this is measured in {ref}`chapter-apt`.
+#   {glue:text}`intro_apt_muon`. Against the base optimizer at a fixed β equal to APT's mean β (MGDA on
+#   Multi-Fashion, {ref}`chapter-apt`, which also changes each of our assumed rules in turn):
+#   {glue:text}`intro_ablation_apt_adam`. {glue:text}`intro_ablation_apt_muon`.
 #
 # Δm% is the mean relative change of the task metrics against single-task networks, signed so that lower is
 # better; a positive paired change (APT − base, or method − LS) means the first arm is worse. A difference is

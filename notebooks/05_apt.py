@@ -71,19 +71,16 @@ results_dir = None
 
 # %% tags=["hide-input"]
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 from IPython.display import Markdown
 from myst_nb import glue
 
-from apt.analysis import mean_ci, paired_difference, signed_pm, stl_baseline
-from apt.experiment import record_path, run
-from apt.store import read_record
+from apt.ablations import difference_text, stored_ablations
+from apt.analysis import mean_ci
+from apt.experiment import run
 from apt.figures import paired_difference_forest
 from apt.benchmarks import benchmark_class
-from apt.grids import (ABLATION_BENCHMARK, ABLATION_SEEDS, FIXED_BETA_SOURCE_SEEDS, ablation_arms, ablation_baselines,
-                       ablation_held, mean_beta_used)
-from apt.metrics import delta_m
+from apt.grids import ABLATION_BENCHMARK, FIXED_BETA_SOURCE_SEEDS, ablation_arms, ablation_baselines, ablation_held
 from apt.optim.assumptions import ASSUMPTIONS, register_myst
 from apt.optim.factory import DEFAULT_HP
 from apt.page import counted, wrapped
@@ -131,28 +128,20 @@ glue("apt_n_assumptions", len(ASSUMPTIONS), display=False)
 # 2 cores; each record's `wall_seconds` says how long it took); this chapter renders the seeds that are complete. A smoke build trains its small set so
 # that every cell runs in CI.
 TRAIN_MISSING = profile == "smoke"
-stl_configs = ablation_baselines(profile, data_dir=data_dir)
 if TRAIN_MISSING:
     for _ in range(2):  # the fixed-β control exists once the default arms are stored: a second pass trains it
         arms = ablation_arms(profile, results_dir=results_dir, data_dir=data_dir)
-        for config in [c for pairs in arms.values() for _, c in pairs] + stl_configs:
+        for config in ([c for pairs in arms.values() for _, c in pairs]
+                       + ablation_baselines(profile, data_dir=data_dir)):
             run(config, results_dir=results_dir, progress=False)
-arms = ablation_arms(profile, results_dir=results_dir, data_dir=data_dir)
-configs = [config for pairs in arms.values() for _, config in pairs] + stl_configs
-stored = {c.run_id: read_record(record_path(c, results_dir)) for c in configs if record_path(c, results_dir).exists()}
-# Seeds whose every arm, fixed-β controls and single-task baselines are stored: every arm is averaged over them.
-complete = [s for s in ABLATION_SEEDS[profile]
-            if all(c.run_id in stored for c in configs if c.seed == s)
-            and all(any(v.varies.startswith("adaptivity") for v, _ in pairs) for pairs in arms.values())]
-records = {run_id: r for run_id, r in stored.items() if r["config"]["seed"] in complete}
+# Only seeds whose every arm, fixed-β control and single-task baseline is stored: every arm is averaged over them.
+stored = stored_ablations(profile, results_dir=results_dir, data_dir=data_dir)
+ablations = stored.ablations
 no_complete_seed = wrapped(f"No seed of the ablations is complete in this build's store (profile {profile}): "
                            f"`python -m apt grid --profile {profile} --benchmarks {ABLATION_BENCHMARK}` computes them.")
-arms = {family: [(v, c) for v, c in pairs if c.seed in complete] for family, pairs in arms.items()}
-stl_configs = [c for c in stl_configs if c.seed in complete]
 # NBVAL_IGNORE_OUTPUT
 # (how much is stored depends on the store)
-print(wrapped(f"{len(stored)} of {len(configs)} ablation runs and baselines stored (profile {profile}); "
-              f"complete seeds: {complete or 'none'}"))
+print(wrapped(stored.coverage))
 
 # %% [markdown]
 # Per run we keep: the test metrics (mean of the last {glue:text}`apt_last_k` epochs, the benchmark's reporting rule, also at this
@@ -162,42 +151,23 @@ print(wrapped(f"{len(stored)} of {len(configs)} ablation runs and baselines stor
 # $f_t = \cos(\Delta\theta_t, -g_t)$ defined in {ref}`chapter-instant-gradient`.
 
 # %% tags=["hide-input"]
-if complete:
-    stl = [records[c.run_id] for c in stl_configs]
-    base, base_label = stl_baseline(stl, ABLATION_BENCHMARK)
-    rows = []
-    for family, pairs in arms.items():
-        for variant, config in pairs:
-            record = records[config.run_id]
-            info, metrics, diag = record["benchmark"], record["final"]["test_metrics"], record["diagnostics"]
-            values = [metrics[name] for name in info["metric_names"]]
-            rows.append({
-                "family": family, "arm": variant.label, "varies": variant.varies, "seed": config.seed,
-                "mean accuracy (%)": 100 * float(np.mean(values)),
-                "delta_m": delta_m(values, base, info["metric_higher_better"]),
-                "mean beta": float(np.mean(diag["beta_mean"])) if diag.get("beta_mean") else np.nan,
-                "share": float(np.median(diag["instant_gradient_share"])),
-                "fidelity": float(np.median(diag["update_instant_cosine"])),
-            })
-    runs = pd.DataFrame(rows)
-    arm_order = list(dict.fromkeys(runs["arm"]))
-
-
+if ablations:
     def arm_summary(frame: pd.DataFrame) -> pd.DataFrame:
         """Mean ± 95% t-interval over seeds of each quantity, per arm, in the order the arms were defined."""
         out = {}
-        for arm, group in frame.groupby("arm", sort=False):
+        for (family, arm), group in frame.groupby(["family", "arm"], sort=False):
             row = {}
             for column in ("mean accuracy (%)", "delta_m", "mean beta", "share", "fidelity"):
                 mean, half, n = mean_ci(group[column].to_numpy())
                 row[column] = f"{mean:.3f} ± {half:.3f}" if n > 1 else f"{mean:.3f}"
             row["seeds"] = len(group)
-            out[arm] = row
-        return pd.DataFrame(out).T.loc[[a for a in arm_order if a in out]]
+            out[(family, arm)] = row
+        return pd.DataFrame(out).T.rename_axis(["family", "arm"])
 
 
-    print(wrapped(f"Per arm: mean ± 95% t-interval half-width over its seeds; Δm% against: {base_label}"))
-    display(arm_summary(runs))  # noqa: F821 (IPython builtin)
+    print(wrapped(f"Per arm: mean ± 95% t-interval half-width over its seeds; Δm% against: "
+                  f"{ablations.baseline_label}"))
+    display(arm_summary(ablations.runs))  # noqa: F821 (IPython builtin)
 else:
     print(no_complete_seed)
 
@@ -209,36 +179,20 @@ else:
 # over seeds. An interval that contains 0 is **unresolved**: no finding either way.
 
 # %% tags=["hide-input"]
-if complete:
-    def differences(frame: pd.DataFrame, control: str, value: str = "delta_m") -> pd.DataFrame:
-        """arm − control of ``value`` for every other arm of ``frame``, paired by seed."""
-        parts = []
-        for arm in frame["arm"].unique():
-            if arm == control:
-                continue
-            pair = frame[frame["arm"].isin([arm, control])].assign(group=arm)
-            parts.append(paired_difference(pair, value, column="arm", treatment=arm, control=control, by="group"))
-        return pd.concat(parts, ignore_index=True).rename(columns={"group": "arm"})
-
-
-    # arms[family] lists (variant, config) variant by variant, seed by seed: the first variant is the base
-    # optimizer, the second APT with its assumed defaults.
-    labels = {family: list(dict.fromkeys(v.label for v, _ in pairs)) for family, pairs in arms.items()}
-    base_arm = {family: names[0] for family, names in labels.items()}
-    default_arm = {family: names[1] for family, names in labels.items()}
-    vs_base = {f: differences(runs[runs.family == f], base_arm[f]) for f in arms}
+if ablations:
+    vs_base = {family: ablations.vs_base(family) for family in ablations.families}
     display(pd.concat(vs_base, names=["family"]).round(3))  # noqa: F821 (IPython builtin)
 else:
     print(no_complete_seed)
 
 # %%
-if complete:
+if ablations:
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), sharex=False)
     for ax, (family, table) in zip(axes, vs_base.items()):
         paired_difference_forest(ax, table, "arm", title=f"{family.replace('_', '-')} arms, MGDA, Multi-Fashion",
-                                 xlabel=f"Δm% difference to {base_arm[family]} (points; < 0 is better)")
+                                 xlabel=f"Δm% difference to {ablations.base_arm[family]} (points; < 0 is better)")
     fig.suptitle(f"Paired differences with 95% intervals (blue: interval excludes 0; profile {profile}, "
-                 f"{counted(len(complete), 'complete seed')})")
+                 f"{counted(len(ablations.seeds), 'complete seed')})")
     fig.tight_layout()
     plt.show()
 else:
@@ -251,18 +205,15 @@ else:
 # horizontal lines are the base optimizer's constant β and the fixed-β control's $\bar\beta$):
 
 # %% tags=["hide-input"]
-if complete:
+if ablations:
     fig, axes = plt.subplots(1, 2, figsize=(12, 4), sharey=True)
-    for ax, family in zip(axes, arms):
-        pairs = [(v, c) for v, c in arms[family] if v.label == default_arm[family]]
-        series = pd.DataFrame({c.seed: pd.Series(records[c.run_id]["diagnostics"]["beta_mean"],
-                                                 index=records[c.run_id]["diagnostics"]["step"]) for _, c in pairs})
+    for ax, family in zip(axes, ablations.families):
+        series = ablations.default_beta[family]
         ax.plot(series.index, series.mean(axis=1).rolling(10, min_periods=1).mean(), label="APT default (β_t)")
         base_beta = DEFAULT_HP["adam"]["betas"][0] if family == "apt_adam" else DEFAULT_HP["muon"]["momentum"]
         ax.axhline(base_beta, color="black", ls="--", lw=1, label=f"base optimizer (β = {base_beta})")
-        controls = [v for v, _ in arms[family] if v.varies.startswith("adaptivity")]
-        if controls:
-            beta_bar = dict(controls[0].optimizer_hp)["beta_min"]
+        if ablations.control_beta[family] is not None:
+            beta_bar = ablations.control_beta[family]
             ax.axhline(beta_bar, color="tab:orange", ls=":", label=f"fixed-β control (β̄ = {beta_bar:.2f})")
         ax.set(xlabel="training step", ylabel="β used (mean over tensors)",
                title=f"{family.replace('_', '-')}, MGDA, Multi-Fashion")
@@ -274,39 +225,24 @@ else:
     print(no_complete_seed)
 
 # %% tags=["hide-input"]
-if complete:
-    def glue_difference(name: str, table: pd.DataFrame, arm: str) -> None:
-        """Glue '<d> ± <ci> (resolved|unresolved)' for one arm of a difference table."""
-        row = table[table["arm"] == arm]
-        if row.empty:
-            glue(name, "not measured (the run is missing)", display=False)
-            return
-        d, half, resolved = row.iloc[0][["difference", "ci95", "resolved"]]
-        verdict = "one seed" if not np.isfinite(half) else "resolved" if resolved else "unresolved"
-        glue(name, f"{signed_pm(d, half)} points ({verdict})", display=False)
-
-
-    for family in arms:
-        glue_difference(f"apt_{family}_vs_base", vs_base[family], default_arm[family])
-        controls = [v.label for v, _ in arms[family] if v.varies.startswith("adaptivity")]
-        family_runs = runs[runs.family == family]
-        vs_default = differences(family_runs, default_arm[family])
-        glue_difference(f"apt_{family}_control_vs_default", vs_default, controls[0] if controls else "")
-        default_records = [records[c.run_id] for v, c in arms[family] if v.label == default_arm[family]]
-        glue(f"apt_{family}_mean_beta", f"{mean_beta_used(default_records, held=ablation_held(family)):.3f}",
+if ablations:
+    for family in ablations.families:
+        for key, row in (("vs_base", ablations.apt_vs_base(family)),
+                         ("control_vs_default", ablations.control_vs_apt(family))):
+            glue(f"apt_{family}_{key}", difference_text(row) if row is not None else
+                 "not measured (the run is missing)", display=False)
+        glue(f"apt_{family}_mean_beta", f"{ablations.mean_beta(family, held=ablation_held(family)):.3f}",
              display=False)
-        resolved = vs_base[family][vs_base[family]["resolved"]]
+        resolved = vs_base[family][vs_base[family]["resolved"].astype(bool)]
         glue(f"apt_{family}_n_resolved", f"{len(resolved)} of {len(vs_base[family])}", display=False)
-        control_beta = [dict(v.optimizer_hp)["beta_min"] for v, _ in arms[family] if v.varies.startswith("adaptivity")]
-        glue(f"apt_{family}_control_beta", f"{control_beta[0]:.2f}", display=False)
-    glue("apt_ablation_seeds", len(complete), display=False)
-    glue("apt_beta_source_seeds", ", ".join(map(str, FIXED_BETA_SOURCE_SEEDS[profile])), display=False)
+        glue(f"apt_{family}_control_beta", f"{ablations.control_beta[family]:.2f}", display=False)
+    glue("apt_ablation_seeds", len(ablations.seeds), display=False)
 else:
     for family in ("apt_adam", "apt_muon"):
         for key in ("vs_base", "control_vs_default", "mean_beta", "control_beta", "n_resolved"):
             glue(f"apt_{family}_{key}", "not measured in this build", display=False)
     glue("apt_ablation_seeds", 0, display=False)
-    glue("apt_beta_source_seeds", ", ".join(map(str, FIXED_BETA_SOURCE_SEEDS[profile])), display=False)
+glue("apt_beta_source_seeds", ", ".join(map(str, FIXED_BETA_SOURCE_SEEDS[profile])), display=False)
 
 # %%
 ablation_protocol = benchmark_class(ABLATION_BENCHMARK).protocol.with_overrides(

@@ -33,6 +33,7 @@ import pandas as pd
 from myst_nb import glue
 
 from apt.figures import OPTIMIZER_COLORS
+from apt.page import counted
 from apt.grids import book_grids, load_grid
 from apt.results import (apt_counts, apt_table, benchmarks_text, counted_benchmarks, effect_counts_text, optimizer_table,
                          solver_failures, solver_failures_text, stored_results, vs_ls_counts, with_intervals)
@@ -165,6 +166,15 @@ if control is not None and len(control.chosen):
 else:
     glue("summary_sgd_control", f"not measured in this build ({control_coverage})", display=False)
 
+# %% tags=["hide-input"]
+from apt.ablations import finding_texts, stored_ablations
+
+ablations = stored_ablations(profile, results_dir=results_dir, data_dir=data_dir).ablations
+for family, text in finding_texts(ablations).items():
+    glue(f"summary_ablation_{family}", text, display=False)
+glue("summary_ablation_seeds", counted(len(ablations.seeds), "seed") if ablations else "no complete seed",
+     display=False)
+
 # %% [markdown]
 # ## Conclusions this build supports
 #
@@ -185,8 +195,11 @@ else:
 # - **APT's effect:** mean paired change in Δm% over methods and benchmarks of {glue:text}`summary_apt_adam_mean`
 #   points for APT-Adam and {glue:text}`summary_apt_muon_mean` for APT-Muon (table 2; negative is better). Per
 #   method × benchmark pair, with a resolved paired difference: APT-Adam against Adam
-#   {glue:text}`summary_apt_adam_counts`; APT-Muon against Muon {glue:text}`summary_apt_muon_counts`. Which of
-#   our assumed rules matter, and whether a fixed smaller β does the same, is in {ref}`chapter-apt`.
+#   {glue:text}`summary_apt_adam_counts`; APT-Muon against Muon {glue:text}`summary_apt_muon_counts`.
+# - **Is it the adaptivity, or only a smaller β?** The ablations of {ref}`chapter-apt` (MGDA on Multi-Fashion,
+#   {glue:text}`summary_ablation_seeds`) compare APT with its base optimizer run at a fixed β equal to the mean β
+#   APT used: {glue:text}`summary_ablation_apt_adam`. {glue:text}`summary_ablation_apt_muon`. The same chapter
+#   changes each of our assumed rules in turn.
 # - **Adam against SGD without the step-scale confound:** {glue:text}`summary_sgd_control` (the control of
 #   {ref}`chapter-multi`).
 # - **Failed per-step solves** (CAGrad, Nash-MTL and FairGrad fall back when their solve fails; definition and
