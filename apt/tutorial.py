@@ -327,7 +327,8 @@ def plot_share_and_fidelity(steps: pd.DataFrame, title: str, smoothing: int = 10
             ax.plot(part["step"], part[quantity].rolling(smoothing, min_periods=1).median(), label=label)
     axes[0].set(xlabel="training step", ylabel="instant-gradient share $s_t$", yscale="log")
     axes[1].set(xlabel="training step", ylabel=r"fidelity $\cos(\Delta\theta_t, -g_t)$", ylim=(-0.2, 1.05))
-    axes[0].legend(title="optimizer")
+    # fidelity rarely falls below 0.2, so the bottom right of that panel is free for the legend
+    axes[1].legend(title="optimizer", loc="lower right", ncols=2)
     fig.suptitle(title)
     fig.tight_layout()
     return fig
