@@ -62,13 +62,14 @@ class Ablations:
     def families(self) -> list[str]:
         return list(self.base_arm)
 
-    def differences(self, family: str, reference: str, value: str = "delta_m") -> pd.DataFrame:
-        """arm − ``reference`` of ``value`` for every other arm of ``family``, paired by seed, in the order the
-        arms were defined: columns arm, difference, ci95, n_seeds, resolved."""
+    def differences(self, family: str, reference: str, value: str = "delta_m",
+                    arms: Sequence[str] | None = None) -> pd.DataFrame:
+        """arm − ``reference`` of ``value`` for every other arm of ``family`` (or only ``arms``), paired by seed, in
+        the order the arms were defined: columns arm, difference, ci95, n_seeds, resolved."""
         frame = self.runs[self.runs["family"] == family]
         parts = [paired_difference(frame[frame["arm"].isin([arm, reference])].assign(group=arm), value,
                                    column="arm", treatment=arm, control=reference, by="group")
-                 for arm in frame["arm"].unique() if arm != reference]
+                 for arm in frame["arm"].unique() if arm != reference and (arms is None or arm in arms)]
         columns = ["arm", "difference", "ci95", "n_seeds", "resolved"]
         return (pd.concat(parts, ignore_index=True).rename(columns={"group": "arm"}) if parts
                 else pd.DataFrame(columns=columns))
@@ -81,7 +82,7 @@ class Ablations:
         """The row of ``differences(family, reference)`` for ``arm`` (None if either is not stored)."""
         if arm is None:
             return None
-        table = self.differences(family, reference)
+        table = self.differences(family, reference, arms=[arm])
         row = table[table["arm"] == arm]
         return None if row.empty else row.iloc[0]
 
@@ -137,8 +138,8 @@ def difference_text(row: pd.Series) -> str:
 def ablation_runs(arms: Mapping[str, Sequence[tuple[Any, Any]]], records: Mapping[str, dict[str, Any]],
                   stl_records: Sequence[dict[str, Any]], benchmark: str) -> Ablations:
     """``Ablations`` from the (variant, config) pairs of each family (``apt.grids.ablation_arms``; the first
-    variant is the base optimizer, the second APT's assumed defaults, the control the one whose ``varies`` starts
-    with 'adaptivity'), the stored ``records`` by run id (diagnostics on) and the single-task records.
+    variant is the base optimizer, the second APT's assumed defaults, the control the one that
+    ``is_fixed_beta_control``), the stored ``records`` by run id (diagnostics on) and the single-task records.
 
     Raises KeyError naming the run when an arm's record is not in ``records``.
     """
@@ -164,7 +165,7 @@ def ablation_runs(arms: Mapping[str, Sequence[tuple[Any, Any]]], records: Mappin
                                                              index=records[c.run_id]["diagnostics"]["step"])
                                           for v, c in pairs if v.label == labels[family][1]})
                     for family, pairs in arms.items()}
-    controls = {family: next((v for v, _ in pairs if v.varies.startswith("adaptivity")), None)
+    controls = {family: next((v for v, _ in pairs if v.is_fixed_beta_control), None)
                 for family, pairs in arms.items()}
     return Ablations(
         runs=pd.DataFrame(rows),
@@ -205,7 +206,7 @@ def stored_ablations(profile: str, *, results_dir: Path | None = None, data_dir:
     configs = [c for pairs in arms.values() for _, c in pairs] + stl_configs
     stored = {c.run_id: read_record(record_path(c, results_dir)) for c in configs
               if record_path(c, results_dir).exists()}
-    has_controls = all(any(v.varies.startswith("adaptivity") for v, _ in pairs) for pairs in arms.values())
+    has_controls = all(any(v.is_fixed_beta_control for v, _ in pairs) for pairs in arms.values())
     complete = [s for s in ABLATION_SEEDS[profile]
                 if has_controls and all(c.run_id in stored for c in configs if c.seed == s)]
     if not complete:

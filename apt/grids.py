@@ -171,6 +171,14 @@ class Variant:
     optimizer_hp: tuple[tuple[str, Any], ...] = ()
     varies: str = ""
 
+    @property
+    def is_fixed_beta_control(self) -> bool:
+        """Whether this is the control arm of ``fixed_beta_variant`` (β_min = β_max = APT's mean β)."""
+        return self.varies == FIXED_BETA_VARIES
+
+
+FIXED_BETA_VARIES = "adaptivity (control)"
+
 
 ABLATION_BENCHMARK = "multi_fashion"
 ABLATION_METHOD = "mgda"
@@ -262,7 +270,7 @@ def fixed_beta_variant(default_records: Sequence[dict[str, Any]], optimizer: str
     adapted tensors when ``held`` is given (see ``mean_beta_used``)."""
     beta = round(mean_beta_used(default_records, held=held), 2)
     return Variant(f"fixed β = {beta:.2f} (APT's mean)", optimizer, (("beta_min", beta), ("beta_max", beta)),
-                   "adaptivity (control)")
+                   FIXED_BETA_VARIES)
 
 
 def ablation_arms(profile: str, *, results_dir: Path | None = None, device: str = "cpu",

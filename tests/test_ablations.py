@@ -6,14 +6,14 @@ from __future__ import annotations
 import pytest
 
 from apt.ablations import ablation_runs, finding_texts, stored_ablations
-from apt.grids import APT_ADAM_VARIANTS, Variant, ablation_arms, ablation_config
+from apt.grids import APT_ADAM_VARIANTS, FIXED_BETA_VARIES, Variant, ablation_arms, ablation_config
 
 INFO = {"task_names": ["left", "right"], "metric_names": ["acc_left", "acc_right"],
         "metric_higher_better": [True, True], "metric_task": [0, 1]}
 SEEDS = (0, 1, 2)
 BASE, DEFAULT, OTHER = APT_ADAM_VARIANTS[0], APT_ADAM_VARIANTS[1], APT_ADAM_VARIANTS[2]
 CONTROL = Variant("fixed β = 0.63 (APT's mean)", "apt_adam", (("beta_min", 0.63), ("beta_max", 0.63)),
-                  "adaptivity (control)")
+                  FIXED_BETA_VARIES)
 STL_ACCURACY = 0.8
 
 
